@@ -1,0 +1,213 @@
+"""The public plugin API: everything a plugin (or a built-in attack) may import.
+
+An attack is a plain function ``fn(item, strength, rng) -> item`` registered with
+the :func:`attack` decorator, or an :class:`Attack` subclass when it needs set-up
+(a model, a lookup table) that should happen once per process rather than per call.
+Built-in attacks in ``attacks/`` use exactly this module and nothing private, so a
+third-party plugin has the same powers as they do.
+
+Contract every attack must honour (``tests/test_attacks_contract.py`` checks it):
+
+* deterministic: the same item, strength and a ``numpy.random.Generator`` seeded
+  the same way give the same output;
+* strengths are listed weak -> strong;
+* the output has the modality's type: an image is ``uint8`` ``H x W x 3`` RGB
+  (the size may change, e.g. a crop), a text is ``str``;
+* the input is never modified in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+Modality = str  # "image" | "text"
+MODALITIES: tuple[Modality, ...] = ("image", "text")
+
+AttackFn = Callable[[Any, Any, np.random.Generator], Any]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One input item. ``payload`` is loaded lazily by the runner (see samples.py)."""
+
+    id: str
+    modality: Modality
+    source: str  # file path or "builtin:<name>", shown in reports
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a detector says about one item for one key.
+
+    ``p_value`` is the probability of a score at least this extreme on an item that
+    does *not* carry the mark for this key; it is the one scale shared by image and
+    text marks. ``score`` is method-specific (matching bits, z-score, ...).
+    """
+
+    score: float
+    p_value: float
+    bits_matched: int | None = None
+    bits_total: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A registered attack: its name, modality, ordered strengths and the callable.
+
+    ``source`` tells users where it came from (built-in module, plugin file, or
+    installed distribution) and is filled in by the registry.
+    """
+
+    name: str
+    modality: Modality
+    strengths: tuple[Any, ...]
+    apply: AttackFn
+    description: str = ""
+    source: str = ""
+
+    def __call__(self, item: Any, strength: Any, rng: np.random.Generator) -> Any:
+        return self.apply(item, strength, rng)
+
+
+def _validate(name: str, modality: str, strengths: Sequence[Any]) -> None:
+    if not name or not isinstance(name, str):
+        raise ValueError("attack name must be a non-empty string")
+    if modality not in MODALITIES:
+        raise ValueError(f"attack {name!r}: modality must be one of {MODALITIES}, not {modality!r}")
+    if len(strengths) == 0:
+        raise ValueError(f"attack {name!r}: give at least one strength (weak -> strong)")
+
+
+def attack(
+    name: str,
+    *,
+    modality: Modality,
+    strengths: Sequence[Any],
+    description: str | None = None,
+) -> Callable[[AttackFn], AttackFn]:
+    """Register ``fn(item, strength, rng)`` as an attack; the function is returned unchanged.
+
+    ``strengths`` must be ordered from weak to strong: reports draw robustness
+    curves in this order and ``check-plugin`` verifies that quality falls along it.
+    """
+
+    _validate(name, modality, strengths)
+
+    def register(fn: AttackFn) -> AttackFn:
+        from wmbench import registry  # late import: registry imports this module
+
+        doc = description if description is not None else (fn.__doc__ or "").strip().split("\n")[0]
+        registry.register_attack(
+            AttackSpec(name=name, modality=modality, strengths=tuple(strengths), apply=fn, description=doc)
+        )
+        return fn
+
+    return register
+
+
+class Attack:
+    """Class form of an attack, for attacks with set-up.
+
+    Subclass, set the class attributes, implement :meth:`apply`, and optionally
+    :meth:`setup`, which runs once per process on first use. Subclasses register
+    themselves when the class statement runs::
+
+        class Denoise(Attack):
+            name = "nl_means"; modality = "image"; strengths = (5, 10, 20)
+            def setup(self): self.table = build_table()
+            def apply(self, image, strength, rng): ...
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[Modality]
+    strengths: ClassVar[Sequence[Any]]
+    description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        _validate(cls.name, cls.modality, cls.strengths)
+        instance = cls()
+        from wmbench import registry
+
+        registry.register_attack(
+            AttackSpec(
+                name=cls.name,
+                modality=cls.modality,
+                strengths=tuple(cls.strengths),
+                apply=instance._call,
+                description=cls.description or (cls.__doc__ or "").strip().split("\n")[0],
+            )
+        )
+
+    def __init__(self) -> None:
+        self._ready = False
+
+    def setup(self) -> None:
+        """Expensive one-off preparation; runs lazily in each worker process."""
+
+    def apply(self, item: Any, strength: Any, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def _call(self, item: Any, strength: Any, rng: np.random.Generator) -> Any:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        return self.apply(item, strength, rng)
+
+
+class Watermarker:
+    """A watermarking method. Subclass, set ``name``/``modality``, implement both methods.
+
+    Instances are created lazily, once per worker process, so ``__init__`` may load
+    models. ``embed`` must be deterministic for a (item, key) pair: the runner embeds
+    once per (sample, method, key) and reuses the result for every attack.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[Modality]
+    description: ClassVar[str] = ""
+    min_pixels: ClassVar[int] = 0  # images smaller than this are refused with a clear error
+    relative_cost: ClassVar[float] = 1.0  # scheduling hint: costly methods start first
+
+    def embed(self, item: Any, key: str) -> Any:
+        raise NotImplementedError
+
+    def detect(self, item: Any, key: str) -> Detection:
+        raise NotImplementedError
+
+
+def watermarker(cls: type[Watermarker]) -> type[Watermarker]:
+    """Class decorator registering a :class:`Watermarker` subclass as a method."""
+    if cls.modality not in MODALITIES:
+        raise ValueError(f"watermarker {cls.__name__}: modality must be one of {MODALITIES}")
+    from wmbench import registry
+
+    registry.register_method(cls)
+    return cls
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Clip and round a float or integer array back to the ``uint8`` RGB contract."""
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+__all__ = [
+    "Attack",
+    "AttackFn",
+    "AttackSpec",
+    "Detection",
+    "MODALITIES",
+    "Sample",
+    "Watermarker",
+    "as_rgb_uint8",
+    "attack",
+    "watermarker",
+]

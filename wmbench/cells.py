@@ -1,0 +1,90 @@
+"""Planning: turn a suite and its samples into jobs of cells, each with a stable key.
+
+A cell is (sample, method, key, attack, strength, marked). Cells that share a
+(sample, method, key, attack) form one job, so a worker loads the images once per
+attack sweep. The embedding itself is a job of its own ("none" attack) that runs
+first and leaves the marked image in the run's cache, so every later attack reuses
+it: an N-attack sweep costs one embed plus N times (attack + detect).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wmbench import registry
+from wmbench.api import Sample
+from wmbench.suite import AttackConfig, MethodConfig, Suite
+
+NONE_ATTACK = "none"
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    strength: Any
+    strength_index: int
+    marked: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    sample: Sample
+    method: MethodConfig
+    attack: AttackConfig | None  # None: embed, then detect the clean marked and unmarked items
+    cells: tuple[Cell, ...]
+    marked_cache: str  # PNG of the marked image, written by the embed job
+
+    @property
+    def attack_label(self) -> str:
+        return self.attack.label if self.attack else NONE_ATTACK
+
+    @property
+    def embed_id(self) -> tuple[str, str, str]:
+        return (self.sample.id, self.method.name, self.method.key)
+
+
+def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConfig | None,
+             strength: Any, marked: bool) -> str:
+    steps = [[s.attack, s.strength] for s in attack.steps] if attack else []
+    ident = [seed, sample.id, sample.source, method.name, method.key,
+             attack.label if attack else NONE_ATTACK, steps, strength, marked]
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def marked_cache_path(run_dir: Path, sample: Sample, method: MethodConfig) -> Path:
+    digest = hashlib.sha256(json.dumps([sample.id, sample.source, method.name, method.key]).encode())
+    return run_dir / "cache" / "marked" / f"{digest.hexdigest()[:24]}.png"
+
+
+def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job], list[Job]]:
+    """Return (embed jobs, attack jobs) covering every cell of the suite."""
+    embed_jobs: list[Job] = []
+    attack_jobs: list[Job] = []
+    for method in suite.methods:
+        modality = registry.get_method(method.name).modality
+        eligible = [s for s in samples if s.modality == modality]
+        if method.max_samples is not None:
+            eligible = eligible[: method.max_samples]
+        attacks = [a for a in suite.attacks if a.modality == modality]
+        for sample in eligible:
+            cache = str(marked_cache_path(run_dir, sample, method))
+            clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in (True, False))
+            embed_jobs.append(Job(sample, method, None, clean, cache))
+            for attack in attacks:
+                cells = tuple(
+                    Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
+                    for i, s in enumerate(attack.strengths) for m in (True, False)
+                )
+                attack_jobs.append(Job(sample, method, attack, cells, cache))
+    return embed_jobs, attack_jobs
+
+
+def attack_seed(seed: int, sample: Sample, attack_label: str, strength_index: int) -> list[int]:
+    """Entropy for one attack call: the same for the marked and unmarked copy and for
+    every method, so a random crop cuts the same region everywhere it is compared."""
+    digest = hashlib.sha256(json.dumps([sample.id, attack_label, strength_index]).encode()).digest()
+    return [seed & 0xFFFFFFFF, *[int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]]

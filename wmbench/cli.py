@@ -1,0 +1,250 @@
+"""Command line: ``wmbench run|report|export|list|embed|detect``.
+
+User errors (bad suite, unknown name, missing file) print one line and exit with
+code 2; ``--debug`` shows the traceback instead. A failing *cell* is not a user
+error: it is recorded in the results and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from wmbench import registry
+from wmbench.errors import WmbenchError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wmbench", description=(
+        "Watermarking feasibility bench: embed, attack, detect, and report calibrated detection rates."))
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--plugins", action="append", default=[], metavar="DIR",
+                        help="load attack plugins (*.py) from DIR (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a suite (default: the built-in suite) and write the report")
+    run.add_argument("suite", nargs="?", help="suite TOML file; omitted: the built-in default suite")
+    run.add_argument("--out", type=Path, help="run folder (default: reports/<suite>-<timestamp>)")
+    run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("-o", "--output", type=Path, help="HTML file (default: RUN_DIR/report.html)")
+
+    export = sub.add_parser("export", help="export one row per cell as CSV or JSON lines")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("-o", "--output", type=Path, help="file (default: standard output)")
+
+    lister = sub.add_parser("list", help="list registered methods, attacks or built-in samples")
+    lister.add_argument("what", choices=("methods", "attacks", "samples"))
+
+    for name, text in (("embed", "watermark one image"), ("detect", "detect a watermark in one image")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--method", required=True, help="method name (see `wmbench list methods`)")
+        p.add_argument("--key", required=True, help="watermark key (the payload is derived from it)")
+        p.add_argument("input", type=Path)
+        if name == "embed":
+            p.add_argument("output", type=Path, help="output image (PNG recommended: lossless)")
+        else:
+            p.add_argument("--alpha", type=float, default=0.01, help="p-value threshold (default 0.01)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.simplefilter("default", registry.PluginWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"wmbench: warning: {msg}\n"  # type: ignore[assignment]
+    try:
+        for folder in args.plugins:
+            try:
+                registry.load_plugin_folder(folder)
+            except FileNotFoundError as exc:
+                raise WmbenchError(f"--plugins: {exc}") from None
+        return _COMMANDS[args.command](args)
+    except WmbenchError as exc:
+        if args.debug:
+            raise
+        print(f"wmbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `wmbench export RUN | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("wmbench: interrupted; finished cells are saved (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from wmbench.runner import run_suite
+    from wmbench.suite import load_suite
+
+    suite = load_suite(args.suite, tuple(Path(p).resolve() for p in args.plugins))
+    if args.workers is not None and args.workers < 1:
+        raise WmbenchError(f"--workers: must be at least 1, got {args.workers}")
+    workers = args.workers or _default_workers()
+    out = args.out or Path("reports") / f"{_slug(suite.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    show = not args.no_progress
+    with _Progress(enabled=show) as progress:
+        summary = run_suite(suite, out, workers=workers, resume=args.resume, debug=args.debug,
+                            progress=progress.update)
+    from wmbench.report import write_report
+
+    report = write_report(out)
+    print(f"{summary.new_cells} cells run, {summary.skipped_cells} already done, "
+          f"{summary.failed_cells} failed, in {summary.seconds:.0f} s with {workers} worker(s)")
+    for line in summary.errors[:5]:
+        print(f"  failed: {line}")
+    print(f"results: {out / 'results.sqlite'}")
+    print(f"report:  {report}")
+    return 0
+
+
+def _default_workers() -> int:
+    import os
+
+    return max(1, os.cpu_count() or 1)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "run"
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a line every 10 % so CI logs show life."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.last_decile = -1
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if sys.stderr.isatty():
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="cell", dynamic_ncols=True, file=sys.stderr)
+            self.bar.n = done
+            self.bar.refresh()
+        elif total:
+            decile = done * 10 // total
+            if decile != self.last_decile:
+                self.last_decile = decile
+                print(f"wmbench: {done}/{total} cells ({100 * done // total} %)", file=sys.stderr, flush=True)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from wmbench.report import write_report
+    from wmbench.store import Store
+
+    Store(args.run_dir, create=False).close()  # a clear error when the folder is not a run
+    print(write_report(args.run_dir, args.output))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from wmbench.export import export_rows
+
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as fh:
+            n = export_rows(args.run_dir, args.format, fh)
+        print(f"{n} rows written to {args.output}", file=sys.stderr)
+    else:
+        export_rows(args.run_dir, args.format, sys.stdout)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "methods":
+        for name, cls in registry.methods().items():
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            print(f"{name:<14} {cls.modality:<6} {doc}  [{registry.method_source(name)}]")
+    elif args.what == "attacks":
+        for name, spec in registry.attacks().items():
+            strengths = ", ".join(map(str, spec.strengths))
+            print(f"{name:<20} {spec.modality:<6} [{strengths}]  {spec.description}  ({spec.source})")
+    else:
+        from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
+
+        for name in BUILTIN_IMAGES:
+            print(f"builtin:images  {Path(name).stem:<20} {skimage_data_dir() / name}")
+    return 0
+
+
+def _load_item(path: Path):  # noqa: ANN202 - image array
+    from wmbench.errors import SampleError
+    from wmbench.samples import load_image
+
+    if not path.is_file():
+        raise WmbenchError(f"{path}: file not found")
+    try:
+        return load_image(str(path))
+    except SampleError as exc:
+        raise WmbenchError(str(exc)) from None
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    method = _method(args.method)
+    image = _load_item(args.input)
+    try:
+        marked = method.embed(image, args.key)
+    except ValueError as exc:
+        raise WmbenchError(f"{args.input}: {exc}") from None
+    try:
+        Image.fromarray(marked).save(args.output)
+    except (OSError, ValueError) as exc:
+        raise WmbenchError(f"{args.output}: cannot write image: {exc}") from None
+    from wmbench.image.quality import psnr
+
+    print(json.dumps({"output": str(args.output), "method": args.method, "psnr": round(psnr(image, marked), 2)}))
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    method = _method(args.method)
+    image = _load_item(args.input)
+    try:
+        detection = method.detect(image, args.key)
+    except ValueError as exc:
+        raise WmbenchError(f"{args.input}: {exc}") from None
+    print(json.dumps({
+        "input": str(args.input), "method": args.method, "score": detection.score,
+        "p_value": detection.p_value, "detected": detection.p_value < args.alpha, "alpha": args.alpha,
+        "bits_matched": detection.bits_matched, "bits_total": detection.bits_total,
+    }))
+    return 0
+
+
+def _method(name: str):  # noqa: ANN202
+    try:
+        return registry.method_instance(name)
+    except registry.RegistryError as exc:
+        raise WmbenchError(f"--method: {exc}") from None
+
+
+_COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "list": _cmd_list,
+             "embed": _cmd_embed, "detect": _cmd_detect}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

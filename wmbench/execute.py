@@ -1,0 +1,156 @@
+"""Running one job inside a worker: embed or load, attack, detect, measure.
+
+Nothing here writes the results store: a job returns its Records and the main
+process stores them, so a worker that dies cannot leave a half-written cell. Any
+exception inside a cell becomes that cell's ``error`` and the job goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wmbench import registry
+from wmbench.cells import Cell, Job, attack_seed
+from wmbench.image.quality import psnr, ssim
+from wmbench.samples import load_image, save_png
+from wmbench.store import Record
+
+
+@dataclass(frozen=True)
+class RunContext:
+    seed: int
+    alpha: float
+    debug: bool = False
+
+
+def _record(job: Job, cell: Cell, **values: Any) -> Record:
+    return Record(
+        cell_key=cell.key, sample=job.sample.id, modality=job.sample.modality,
+        method=job.method.name, wm_key=job.method.key, attack=job.attack_label,
+        strength=cell.strength, strength_index=cell.strength_index, marked=cell.marked, **values,
+    )
+
+
+def _error_text(exc: BaseException, debug: bool) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if debug:
+        text += "\n" + "".join(traceback.format_exception(exc))
+    return text
+
+
+def failed_job(job: Job, error: str) -> list[Record]:
+    """Records for a job that could not run at all (e.g. its sample failed to load)."""
+    return [_record(job, cell, error=error) for cell in job.cells]
+
+
+def run_job(job: Job, ctx: RunContext) -> list[Record]:
+    try:
+        original = load_image(job.sample.source)
+    except Exception as exc:  # a bad sample: every cell of the job says why
+        return failed_job(job, _error_text(exc, ctx.debug))
+    method = registry.method_instance(job.method.name)
+    if job.attack is None:
+        return _run_embed(job, ctx, method, original)
+    try:
+        marked = load_image(job.marked_cache)
+    except Exception as exc:
+        return failed_job(job, f"marked image missing from the run cache: {_error_text(exc, ctx.debug)}")
+    return [_run_cell(job, cell, ctx, method, original, marked) for cell in job.cells]
+
+
+def _run_embed(job: Job, ctx: RunContext, method: Any, original: np.ndarray) -> list[Record]:
+    t0 = time.perf_counter()
+    try:
+        marked = method.embed(original, job.method.key)
+    except Exception as exc:
+        return failed_job(job, f"embedding failed: {_error_text(exc, ctx.debug)}")
+    embed_seconds = time.perf_counter() - t0
+    cache = Path(job.marked_cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_png(marked, cache)
+    records = []
+    for cell in job.cells:
+        item = marked if cell.marked else original
+        t1 = time.perf_counter()
+        try:
+            detection = method.detect(item, job.method.key)
+        except Exception as exc:
+            records.append(_record(job, cell, error=_error_text(exc, ctx.debug)))
+            continue
+        extra = dict(detection.extra)
+        if cell.marked:
+            extra["embed_seconds"] = round(embed_seconds, 4)
+        records.append(_record(
+            job, cell, **_detection_fields(detection, ctx.alpha),
+            psnr=psnr(original, item), ssim=ssim(original, item),
+            seconds=time.perf_counter() - t1, extra=extra or None,
+        ))
+    return records
+
+
+def apply_attack(job: Job, image: np.ndarray, strength: Any, rng: np.random.Generator) -> np.ndarray:
+    assert job.attack is not None
+    out = image
+    for step in job.attack.steps:
+        spec = registry.get_attack(step.attack)
+        out = spec(out, strength if step.strength is None else step.strength, rng)
+        if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3):
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}".strip()
+            raise TypeError(f"attack {step.attack!r} broke the contract: returned {got}, not uint8 HxWx3")
+    return out
+
+
+def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any,
+              original: np.ndarray, marked: np.ndarray) -> Record:
+    rng = np.random.default_rng(attack_seed(ctx.seed, job.sample, job.attack_label, cell.strength_index))
+    t0 = time.perf_counter()
+    try:
+        attacked = apply_attack(job, marked if cell.marked else original, cell.strength, rng)
+        detection = method.detect(attacked, job.method.key)
+    except Exception as exc:
+        return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return _record(
+        job, cell, **_detection_fields(detection, ctx.alpha),
+        psnr=psnr(original, attacked), ssim=ssim(original, attacked), seconds=seconds,
+        extra=dict(detection.extra) or None,
+    )
+
+
+def _detection_fields(detection: Any, alpha: float) -> dict[str, Any]:
+    return dict(
+        score=detection.score, p_value=detection.p_value, detected=detection.p_value < alpha,
+        bits_matched=detection.bits_matched, bits_total=detection.bits_total,
+    )
+
+
+def limit_threads(threads: int) -> None:
+    """Pin every thread pool in this process to ``threads`` so workers x threads = cores."""
+    os.environ["WMBENCH_THREADS"] = str(threads)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass

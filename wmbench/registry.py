@@ -1,0 +1,176 @@
+"""One registry for watermarking methods and attacks, filled from three places.
+
+1. Installed packages, through the entry-point groups ``wmbench.attacks`` and
+   ``wmbench.watermarkers`` (wmbench's own built-ins are registered this way too).
+2. Plugin folders given with ``--plugins DIR`` or a suite's ``plugins = [...]``:
+   every ``*.py`` file in them is imported.
+3. Direct calls of :func:`wmbench.api.attack` / :func:`wmbench.api.watermarker`.
+
+A plugin that fails to import is reported by name in a warning and skipped; it never
+takes other plugins down. Two different registrations under one name are an error,
+because a suite naming that attack would otherwise be ambiguous.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+from wmbench.api import AttackSpec, Watermarker
+from wmbench.errors import WmbenchError
+
+ATTACK_GROUP = "wmbench.attacks"
+METHOD_GROUP = "wmbench.watermarkers"
+
+_attacks: dict[str, AttackSpec] = {}
+_methods: dict[str, type[Watermarker]] = {}
+_method_sources: dict[str, str] = {}
+_loading_source: list[str] = []
+_loaded_entry_points = False
+_loaded_folders: set[Path] = set()
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded; the rest of the run goes on without it."""
+
+
+class RegistryError(WmbenchError):
+    """Two plugins claim one name, or a name is unknown."""
+
+
+@contextlib.contextmanager
+def _source(label: str) -> Iterator[None]:
+    _loading_source.append(label)
+    try:
+        yield
+    finally:
+        _loading_source.pop()
+
+
+def _current_source(default: str) -> str:
+    return _loading_source[-1] if _loading_source else default
+
+
+def register_attack(spec: AttackSpec) -> None:
+    spec = replace(spec, source=spec.source or _current_source(getattr(spec.apply, "__module__", "?")))
+    existing = _attacks.get(spec.name)
+    if existing is not None and existing.source != spec.source:
+        raise RegistryError(
+            f"attack {spec.name!r} is registered twice: by {existing.source} and by {spec.source}"
+        )
+    _attacks[spec.name] = spec
+
+
+def register_method(cls: type[Watermarker]) -> None:
+    source = _current_source(cls.__module__)
+    if cls.name in _methods and _method_sources[cls.name] != source:
+        raise RegistryError(
+            f"method {cls.name!r} is registered twice: by {_method_sources[cls.name]} and by {source}"
+        )
+    _methods[cls.name] = cls
+    _method_sources[cls.name] = source
+
+
+def _load_entry_points() -> None:
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    import wmbench.image.methods  # noqa: F401  built-in image methods
+
+    for group in (METHOD_GROUP, ATTACK_GROUP):
+        for ep in importlib.metadata.entry_points(group=group):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            with _source(f"{dist}:{ep.value}"):
+                try:
+                    ep.load()
+                except RegistryError:
+                    raise
+                except Exception as exc:  # a broken plugin is a warning, not a crash
+                    warnings.warn(
+                        f"plugin {ep.value!r} from {dist} failed to import and is skipped: "
+                        f"{type(exc).__name__}: {exc}",
+                        PluginWarning,
+                        stacklevel=2,
+                    )
+
+
+def load_plugin_folder(folder: str | Path) -> list[str]:
+    """Import every ``*.py`` in ``folder``; return the files that failed (already warned)."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"plugin folder not found: {folder}")
+    _load_entry_points()
+    failed: list[str] = []
+    if folder in _loaded_folders:
+        return failed
+    _loaded_folders.add(folder)
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        module_name = f"wmbench_plugin_{path.stem}_{digest}"
+        with _source(str(path)):
+            try:
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            except RegistryError:
+                raise
+            except Exception as exc:
+                sys.modules.pop(module_name, None)
+                failed.append(str(path))
+                warnings.warn(
+                    f"plugin {path} failed to import and is skipped: {type(exc).__name__}: {exc}",
+                    PluginWarning,
+                    stacklevel=2,
+                )
+    return failed
+
+
+def attacks() -> dict[str, AttackSpec]:
+    _load_entry_points()
+    return dict(sorted(_attacks.items()))
+
+
+def methods() -> dict[str, type[Watermarker]]:
+    _load_entry_points()
+    return dict(sorted(_methods.items()))
+
+
+def method_source(name: str) -> str:
+    return _method_sources.get(name, "?")
+
+
+def get_attack(name: str) -> AttackSpec:
+    known = attacks()
+    if name not in known:
+        raise RegistryError(f"unknown attack {name!r}; valid: {', '.join(known)}")
+    return known[name]
+
+
+def get_method(name: str) -> type[Watermarker]:
+    known = methods()
+    if name not in known:
+        raise RegistryError(f"unknown method {name!r}; valid: {', '.join(known)}")
+    return known[name]
+
+
+_instances: dict[str, Watermarker] = {}
+
+
+def method_instance(name: str) -> Watermarker:
+    """One instance per process: methods may load models in ``__init__``."""
+    if name not in _instances:
+        _instances[name] = get_method(name)()
+    return _instances[name]

@@ -1,0 +1,218 @@
+"""Suite files: TOML in, validated dataclasses out.
+
+Every error names the file and the field (``suite.toml: attacks[2].strengths: ...``)
+so a user can fix it without reading a traceback. Validation happens entirely
+before any work starts: a typo must not cost a ten-minute run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wmbench import registry
+from wmbench.errors import SuiteError
+
+BUILTIN_SUITE = "default"
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str
+    key: str
+    max_samples: int | None = None  # rivaGan costs ~2 s per call: let a suite cap its samples
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    attack: str
+    strength: Any | None  # None: this step takes the swept strength
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """One row of the sweep: a registered attack, or a chain of them, and its strengths."""
+
+    label: str
+    steps: tuple[ChainStep, ...]
+    strengths: tuple[Any, ...]
+    modality: str
+
+    @property
+    def is_chain(self) -> bool:
+        return len(self.steps) > 1
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    seed: int
+    alpha: float
+    image_sources: tuple[str, ...]
+    methods: tuple[MethodConfig, ...]
+    attacks: tuple[AttackConfig, ...]
+    plugins: tuple[Path, ...]
+    text: str  # the suite file as written, stored with the run for reproducibility
+    path: str  # where it came from ("builtin:default" for the built-in suite)
+    base_dir: Path = field(default=Path("."))
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise SuiteError(f"{where}: expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise SuiteError(f"{where}: expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SuiteError(f"{where}: unknown field {unknown[0]!r}; valid: {', '.join(sorted(allowed))}")
+
+
+def load_suite(path: str | Path | None, extra_plugins: tuple[Path, ...] = ()) -> Suite:
+    """Read and validate a suite; ``None`` means the built-in default suite."""
+    if path is None:
+        text = resources.files("wmbench").joinpath("suites", f"{BUILTIN_SUITE}.toml").read_text("utf-8")
+        return parse_suite(text, f"builtin:{BUILTIN_SUITE}", Path.cwd(), extra_plugins)
+    p = Path(path)
+    if not p.is_file():
+        raise SuiteError(f"{p}: suite file not found")
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{p}: cannot read suite file: {exc}") from None
+    return parse_suite(text, str(p), p.resolve().parent, extra_plugins)
+
+
+def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path, ...] = ()) -> Suite:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{label}: malformed TOML: {exc}") from None
+
+    def at(field_name: str) -> str:
+        return f"{label}: {field_name}"
+
+    _check_keys(data, {"suite", "samples", "methods", "attacks", "plugins"}, at("top level"))
+    head = _expect(data.get("suite", {}), dict, at("[suite]"), "a table")
+    _check_keys(head, {"name", "seed", "alpha"}, at("[suite]"))
+    name = _expect(head.get("name", Path(label).stem), str, at("suite.name"), "a string")
+    seed = _expect(head.get("seed", 0), int, at("suite.seed"), "an integer")
+    alpha = _expect(head.get("alpha", 0.01), (int, float), at("suite.alpha"), "a number")
+    if not 0 < alpha < 1:
+        raise SuiteError(f"{at('suite.alpha')}: must lie strictly between 0 and 1, got {alpha}")
+
+    plugin_paths: list[Path] = list(extra_plugins)
+    for i, entry in enumerate(_expect(data.get("plugins", []), list, at("plugins"), "a list of folders")):
+        _expect(entry, str, at(f"plugins[{i}]"), "a folder path")
+        folder = (base_dir / entry).resolve()
+        if not folder.is_dir():
+            raise SuiteError(f"{at(f'plugins[{i}]')}: plugin folder not found: {folder}")
+        plugin_paths.append(folder)
+    for folder in plugin_paths:
+        try:
+            registry.load_plugin_folder(folder)
+        except FileNotFoundError as exc:
+            raise SuiteError(f"{label}: {exc}") from None
+
+    samples = _expect(data.get("samples", {}), dict, at("[samples]"), "a table")
+    _check_keys(samples, {"images"}, at("[samples]"))
+    image_sources = tuple(
+        _expect(s, str, at(f"samples.images[{i}]"), "a string")
+        for i, s in enumerate(_expect(samples.get("images", []), list, at("samples.images"), "a list"))
+    )
+    for i, source in enumerate(image_sources):
+        if source.startswith("builtin:"):
+            if source != "builtin:images":
+                raise SuiteError(f"{at(f'samples.images[{i}]')}: unknown built-in {source!r}; valid: builtin:images")
+        elif not (base_dir / source).exists():
+            raise SuiteError(f"{at(f'samples.images[{i}]')}: folder or file not found: {base_dir / source}")
+
+    methods = tuple(_parse_method(m, at(f"methods[{i}]")) for i, m in
+                    enumerate(_expect(data.get("methods", []), list, at("methods"), "an array of tables")))
+    if not methods:
+        raise SuiteError(f"{at('methods')}: the suite names no method; add a [[methods]] table")
+    attacks = tuple(_parse_attack(a, at(f"attacks[{i}]")) for i, a in
+                    enumerate(_expect(data.get("attacks", []), list, at("attacks"), "an array of tables")))
+    labels = [a.label for a in attacks]
+    for lab in labels:
+        if labels.count(lab) > 1:
+            raise SuiteError(f"{at('attacks')}: attack {lab!r} appears twice; give one of them another name")
+        if lab == "none":
+            raise SuiteError(f"{at('attacks')}: 'none' is reserved: every suite runs it automatically")
+    if image_sources and not any(registry.get_method(m.name).modality == "image" for m in methods):
+        raise SuiteError(f"{at('methods')}: the suite has image samples but no image method")
+
+    return Suite(
+        name=name, seed=seed, alpha=float(alpha), image_sources=image_sources, methods=methods,
+        attacks=attacks, plugins=tuple(plugin_paths), text=text, path=label, base_dir=base_dir,
+    )
+
+
+def _parse_method(table: Any, where: str) -> MethodConfig:
+    _expect(table, dict, where, "a table")
+    _check_keys(table, {"name", "key", "max_samples"}, where)
+    name = _expect(table.get("name"), str, f"{where}.name", "a method name")
+    try:
+        registry.get_method(name)
+    except registry.RegistryError as exc:
+        raise SuiteError(f"{where}.name: {exc}") from None
+    key = _expect(table.get("key", "wmbench"), str, f"{where}.key", "a string")
+    max_samples = table.get("max_samples")
+    if max_samples is not None:
+        _expect(max_samples, int, f"{where}.max_samples", "a positive integer")
+        if max_samples < 1:
+            raise SuiteError(f"{where}.max_samples: must be at least 1, got {max_samples}")
+    return MethodConfig(name=name, key=key, max_samples=max_samples)
+
+
+def _parse_attack(table: Any, where: str) -> AttackConfig:
+    _expect(table, dict, where, "a table")
+    _check_keys(table, {"name", "strengths", "chain"}, where)
+    label = _expect(table.get("name"), str, f"{where}.name", "an attack name")
+
+    if "chain" in table:
+        raw_steps = _expect(table["chain"], list, f"{where}.chain", "a list of {attack=..., strength=...} tables")
+        if len(raw_steps) < 2:
+            raise SuiteError(f"{where}.chain: a chain needs at least two steps")
+        steps = []
+        for j, step in enumerate(raw_steps):
+            _expect(step, dict, f"{where}.chain[{j}]", "a table {attack = NAME, strength = VALUE}")
+            _check_keys(step, {"attack", "strength"}, f"{where}.chain[{j}]")
+            steps.append(ChainStep(
+                attack=_expect(step.get("attack"), str, f"{where}.chain[{j}].attack", "an attack name"),
+                strength=step.get("strength"),
+            ))
+        swept = [s for s in steps if s.strength is None]
+        if len(swept) != 1:
+            raise SuiteError(f"{where}.chain: exactly one step must leave out 'strength' (it takes the sweep)")
+    else:
+        steps = [ChainStep(attack=label, strength=None)]
+        swept = steps
+
+    specs = []
+    for j, step in enumerate(steps):
+        try:
+            specs.append(registry.get_attack(step.attack))
+        except registry.RegistryError as exc:
+            field_name = f"{where}.chain[{j}].attack" if len(steps) > 1 else f"{where}.name"
+            raise SuiteError(f"{field_name}: {exc}") from None
+    modalities = {s.modality for s in specs}
+    if len(modalities) > 1:
+        raise SuiteError(f"{where}: a chain cannot mix modalities ({', '.join(sorted(modalities))})")
+
+    swept_spec = specs[steps.index(swept[0])]
+    strengths = table.get("strengths", list(swept_spec.strengths))
+    _expect(strengths, list, f"{where}.strengths", "a list ordered weak -> strong")
+    if not strengths:
+        raise SuiteError(f"{where}.strengths: give at least one strength")
+    return AttackConfig(label=label, steps=tuple(steps), strengths=tuple(strengths), modality=modalities.pop())
