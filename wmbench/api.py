@@ -54,6 +54,16 @@ class Detection:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class DetectorRefused(ValueError):
+    """Raised by ``Watermarker.detect`` when the item is outside what the detector can
+    read at all (e.g. an attack shrank an image below the library's minimum size).
+
+    The bench records such a cell as *not detected* (p = 1) with the reason, because
+    that is what a deployed detector would report; any other exception is a failed
+    cell, counted apart and never as a miss.
+    """
+
+
 @dataclass(frozen=True)
 class AttackSpec:
     """A registered attack: its name, modality, ordered strengths and the callable.
@@ -204,6 +214,7 @@ __all__ = [
     "AttackFn",
     "AttackSpec",
     "Detection",
+    "DetectorRefused",
     "MODALITIES",
     "Sample",
     "Watermarker",

@@ -69,7 +69,8 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
         eligible = [s for s in samples if s.modality == modality]
         if method.max_samples is not None:
             eligible = eligible[: method.max_samples]
-        attacks = [a for a in suite.attacks if a.modality == modality]
+        attacks = [a for a in suite.attacks if a.modality == modality
+                   and (method.attacks is None or a.label in method.attacks)]
         for sample in eligible:
             cache = str(marked_cache_path(run_dir, sample, method))
             clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in (True, False))

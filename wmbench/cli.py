@@ -120,12 +120,16 @@ def _slug(text: str) -> str:
 
 
 class _Progress:
-    """A tqdm bar on a terminal; otherwise a line every 10 % so CI logs show life."""
+    """A tqdm bar on a terminal; otherwise a line every 10 % or 30 s so logs show life."""
+
+    LOG_EVERY_SECONDS = 30.0
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
         self.last_decile = -1
+        self.last_line = 0.0
+        self.started = time.monotonic()
 
     def __enter__(self) -> "_Progress":
         return self
@@ -135,20 +139,22 @@ class _Progress:
             self.bar.close()
 
     def update(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or not total:
             return
         if sys.stderr.isatty():
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, unit="cell", dynamic_ncols=True, file=sys.stderr)
+                self.bar = tqdm(total=total, initial=done, unit="cell", dynamic_ncols=True, file=sys.stderr)
             self.bar.n = done
             self.bar.refresh()
-        elif total:
-            decile = done * 10 // total
-            if decile != self.last_decile:
-                self.last_decile = decile
-                print(f"wmbench: {done}/{total} cells ({100 * done // total} %)", file=sys.stderr, flush=True)
+            return
+        now = time.monotonic()
+        decile = done * 10 // total
+        if decile != self.last_decile or now - self.last_line >= self.LOG_EVERY_SECONDS:
+            self.last_decile, self.last_line = decile, now
+            print(f"wmbench: {done}/{total} cells ({100 * done // total} %), {now - self.started:.0f} s",
+                  file=sys.stderr, flush=True)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

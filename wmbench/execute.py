@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from wmbench import registry
+from wmbench.api import Detection, DetectorRefused
 from wmbench.cells import Cell, Job, attack_seed
 from wmbench.image.quality import psnr, ssim
 from wmbench.samples import load_image, save_png
@@ -80,7 +81,7 @@ def _run_embed(job: Job, ctx: RunContext, method: Any, original: np.ndarray) -> 
         item = marked if cell.marked else original
         t1 = time.perf_counter()
         try:
-            detection = method.detect(item, job.method.key)
+            detection = _detect(method, item, job.method.key)
         except Exception as exc:
             records.append(_record(job, cell, error=_error_text(exc, ctx.debug)))
             continue
@@ -113,7 +114,7 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any,
     t0 = time.perf_counter()
     try:
         attacked = apply_attack(job, marked if cell.marked else original, cell.strength, rng)
-        detection = method.detect(attacked, job.method.key)
+        detection = _detect(method, attacked, job.method.key)
     except Exception as exc:
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
@@ -122,6 +123,13 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any,
         psnr=psnr(original, attacked), ssim=ssim(original, attacked), seconds=seconds,
         extra=dict(detection.extra) or None,
     )
+
+
+def _detect(method: Any, item: Any, key: str) -> Detection:
+    try:
+        return method.detect(item, key)
+    except DetectorRefused as exc:
+        return Detection(score=0.0, p_value=1.0, extra={"refused": str(exc)})
 
 
 def _detection_fields(detection: Any, alpha: float) -> dict[str, Any]:

@@ -28,7 +28,7 @@ BUILTIN_IMAGES: tuple[str, ...] = (
     "motorcycle_left.png",
     "ihc.png",
     "camera.png",
-    "hubble_deep_field.jpg",
+    "coins.png",
 )
 
 # Larger than any photo a benchmark needs, small enough to refuse decompression bombs

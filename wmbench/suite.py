@@ -24,6 +24,7 @@ class MethodConfig:
     name: str
     key: str
     max_samples: int | None = None  # rivaGan costs ~2 s per call: let a suite cap its samples
+    attacks: tuple[str, ...] | None = None  # None: every attack of the suite; else these labels
 
     @property
     def label(self) -> str:
@@ -149,6 +150,11 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
             raise SuiteError(f"{at('attacks')}: attack {lab!r} appears twice; give one of them another name")
         if lab == "none":
             raise SuiteError(f"{at('attacks')}: 'none' is reserved: every suite runs it automatically")
+    for i, m in enumerate(methods):
+        for j, lab in enumerate(m.attacks or ()):
+            if lab not in labels:
+                raise SuiteError(f"{at(f'methods[{i}].attacks[{j}]')}: {lab!r} is not an attack of this suite; "
+                                 f"valid: {', '.join(labels)}")
     if image_sources and not any(registry.get_method(m.name).modality == "image" for m in methods):
         raise SuiteError(f"{at('methods')}: the suite has image samples but no image method")
 
@@ -160,7 +166,7 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
 
 def _parse_method(table: Any, where: str) -> MethodConfig:
     _expect(table, dict, where, "a table")
-    _check_keys(table, {"name", "key", "max_samples"}, where)
+    _check_keys(table, {"name", "key", "max_samples", "attacks"}, where)
     name = _expect(table.get("name"), str, f"{where}.name", "a method name")
     try:
         registry.get_method(name)
@@ -172,7 +178,13 @@ def _parse_method(table: Any, where: str) -> MethodConfig:
         _expect(max_samples, int, f"{where}.max_samples", "a positive integer")
         if max_samples < 1:
             raise SuiteError(f"{where}.max_samples: must be at least 1, got {max_samples}")
-    return MethodConfig(name=name, key=key, max_samples=max_samples)
+    only = table.get("attacks")
+    if only is not None:
+        _expect(only, list, f"{where}.attacks", "a list of attack names from this suite")
+        for j, label in enumerate(only):
+            _expect(label, str, f"{where}.attacks[{j}]", "an attack name")
+        only = tuple(only)
+    return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only)
 
 
 def _parse_attack(table: Any, where: str) -> AttackConfig:

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from wmbench.api import Detection, Watermarker, watermarker
+from wmbench.api import Detection, DetectorRefused, Watermarker, watermarker
 from wmbench.stats import binomial_tail
 
 PAYLOAD_BITS = 32
@@ -44,10 +44,10 @@ def bits_detection(decoded: np.ndarray, key: str, extra: dict | None = None) -> 
     )
 
 
-def _check_size(image: np.ndarray) -> None:
+def _check_size(image: np.ndarray, error: type[ValueError] = ValueError) -> None:
     h, w = image.shape[:2]
     if h * w < IMWATERMARK_MIN_PIXELS:
-        raise ValueError(f"image is {w}x{h}; imwatermark needs at least 256x256 pixels (65,536)")
+        raise error(f"image is {w}x{h}; imwatermark needs at least 256x256 pixels (65,536)")
 
 
 class _ImwatermarkMethod(Watermarker):
@@ -70,7 +70,7 @@ class _ImwatermarkMethod(Watermarker):
     def detect(self, item: np.ndarray, key: str) -> Detection:
         from imwatermark import WatermarkDecoder
 
-        _check_size(item)
+        _check_size(item, DetectorRefused)
         decoder = WatermarkDecoder("bits", PAYLOAD_BITS)
         bits = decoder.decode(np.ascontiguousarray(item[:, :, ::-1]), self.library_method)
         return bits_detection(np.asarray(bits, dtype=np.uint8), key)
@@ -132,7 +132,7 @@ class RivaGan(_ImwatermarkMethod):
     def detect(self, item: np.ndarray, key: str) -> Detection:
         from imwatermark.rivaGan import RivaWatermark
 
-        _check_size(item)
+        _check_size(item, DetectorRefused)
         bgr = item[:, :, ::-1].astype(np.float32) / 127.5 - 1.0
         frame = np.transpose(bgr[None], (3, 0, 1, 2))[None]  # 1 x C x T x H x W as the library feeds it
         soft = RivaWatermark.decoder.run(None, {"frame": np.ascontiguousarray(frame)})[0][0]

@@ -1,0 +1,42 @@
+# Two entry points, both idempotent on a fresh machine:
+#   make run    set up, then run the built-in suite and write reports/<run>/report.html
+#   make test   set up (Chromium included, for the report tests), then run the tests
+# Setup is redone only when pyproject.toml or constraints.txt change.
+
+PYTHON ?= python3
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: run test bench setup browser clean
+
+run: $(STAMP)
+	$(VENV)/bin/wmbench run $(ARGS)
+
+test: $(STAMP) browser
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/benchmarks --benchmark-enable $(ARGS)
+
+setup: $(STAMP)
+
+# pip + venv only; constraints.txt pins torch to the CPU build on these machines
+# (unpinned, imwatermark's torch dependency pulls a multi-GB CUDA build).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# The HTML report is tested in headless Chromium (Debian's package); without root
+# or apt the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the report tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not installed and no root apt-get: browser tests will be skipped"; fi; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks

@@ -1,0 +1,286 @@
+"""Report: aggregation counts, HTML safety (escaping, no network) and a real browser render."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wmbench.report import failures, summarize, summarize_methods, write_report
+from wmbench.report.aggregate import NO_P_VALUE, finite_mean
+from wmbench.report.html import render_report, robustness_chart
+from wmbench.store import Record, Store
+
+ALPHA = 0.01
+EVIL = "<script>alert(1)</script>.png"
+CHROMIUM = Path("/usr/bin/chromium")
+_keys = itertools.count()
+
+
+def rec(**kw: Any) -> Record:
+    """A detected, marked clean cell unless told otherwise; every call gets a fresh key."""
+    values: dict[str, Any] = dict(
+        cell_key=f"k{next(_keys)}", sample="a.png", modality="image", method="dwtDct", wm_key="key",
+        attack="none", strength=None, strength_index=0, marked=True,
+        score=30.0, p_value=1e-6, detected=True, bits_matched=30, bits_total=32, psnr=42.0, ssim=0.99,
+        seconds=0.01)
+    values.update(kw)
+    return Record(**values)
+
+
+def miss(**kw: Any) -> Record:
+    return rec(**{"score": 16.0, "p_value": 0.5, "detected": False, "bits_matched": 16, **kw})
+
+
+def failed(message: str = "boom", **kw: Any) -> Record:
+    return rec(**{"score": None, "p_value": None, "detected": None, "bits_matched": None,
+                  "psnr": None, "ssim": None, "error": message, **kw})
+
+
+# -- aggregation --------------------------------------------------------------------
+
+def test_counts_exclude_failed_cells_from_rates_but_count_them() -> None:
+    jpeg = dict(attack="jpeg", strength=50, strength_index=1)
+    records = [
+        rec(**jpeg), rec(**jpeg), miss(**jpeg), failed(**jpeg),             # marked: 2 of 3, 1 failed
+        miss(marked=False, **jpeg), rec(marked=False, **jpeg), failed(marked=False, **jpeg),
+    ]
+    [row] = summarize(records, ALPHA)
+    assert (row.method, row.attack, row.strength, row.strength_index) == ("dwtDct", "jpeg", 50, 1)
+    assert (row.tpr.k, row.tpr.n, row.n_pos) == (2, 3, 3)
+    assert (row.fpr.k, row.fpr.n, row.n_neg) == (1, 2, 2)
+    assert row.errors == 2
+    assert 0 < row.tpr.low < 2 / 3 < row.tpr.high <= 1
+
+
+def test_detection_is_recomputed_at_the_given_alpha() -> None:
+    records = [rec(p_value=0.03, detected=False), rec(p_value=0.001, detected=True)]
+    assert summarize(records, 0.01)[0].tpr.k == 1
+    assert summarize(records, 0.05)[0].tpr.k == 2
+
+
+def test_cell_without_error_or_p_value_counts_as_failed_not_as_miss() -> None:
+    records = [rec(), rec(p_value=None, detected=None)]
+    [row] = summarize(records, ALPHA)
+    assert (row.tpr.k, row.tpr.n, row.errors) == (1, 1, 1)
+    assert failures(records)[0].message == NO_P_VALUE
+
+
+def test_rows_ordered_by_method_then_attack_first_seen_then_strength() -> None:
+    records = [
+        rec(method="rivaGan", attack="crop", strength=0.5, strength_index=1),
+        rec(method="rivaGan", attack="crop", strength=0.9, strength_index=0),
+        rec(method="rivaGan", attack="jpeg", strength=90, strength_index=0),
+        rec(method="rivaGan"),  # the clean row comes first although stored last
+        rec(method="dwtDct", attack="jpeg", strength=90, strength_index=0),
+    ]
+    order = [(r.method, r.attack, r.strength) for r in summarize(records, ALPHA)]
+    assert order == [("rivaGan", "none", None), ("rivaGan", "crop", 0.9), ("rivaGan", "crop", 0.5),
+                     ("rivaGan", "jpeg", 90), ("dwtDct", "jpeg", 90)]
+
+
+def test_quality_means_skip_missing_and_infinite_values() -> None:
+    records = [rec(psnr=40.0, ssim=0.9), rec(psnr=math.inf, ssim=1.0), rec(psnr=None, ssim=None),
+               failed(psnr=10.0), rec(marked=False, psnr=math.inf), rec(marked=False, psnr=None)]
+    [row] = summarize(records, ALPHA)
+    assert row.mean_psnr == 40.0           # inf, None and the failed cell's value are left out
+    assert row.mean_ssim == pytest.approx(0.95)
+    assert row.mean_psnr_unmarked is None  # nothing finite: "no value", not 0
+    assert finite_mean([]) is None
+
+
+def test_unmarked_psnr_is_the_attack_damage_alone() -> None:
+    jpeg = dict(attack="jpeg", strength=30, strength_index=0)
+    records = [rec(psnr=33.0, **jpeg), rec(marked=False, psnr=35.0, **jpeg), rec(marked=False, psnr=37.0, **jpeg)]
+    [row] = summarize(records, ALPHA)
+    assert (row.mean_psnr, row.mean_psnr_unmarked) == (33.0, 36.0)
+
+
+def test_bits_matched_mean_over_marked_items() -> None:
+    records = [rec(bits_matched=32), rec(bits_matched=28), rec(marked=False, bits_matched=16)]
+    [row] = summarize(records, ALPHA)
+    assert (row.mean_bits, row.bits_total) == (30.0, 32)
+
+
+def test_method_summary_reports_embedding_cost_and_clean_rates() -> None:
+    records = [
+        rec(sample="a", psnr=40.0, ssim=0.98, extra={"embed_seconds": 0.2}),
+        rec(sample="b", psnr=44.0, ssim=0.96, extra={"embed_seconds": 0.4}),
+        miss(sample="a", marked=False, psnr=math.inf), rec(sample="b", marked=False, psnr=math.inf),
+        miss(sample="a", attack="jpeg", strength=50, psnr=20.0),  # attacked: not an embedding cost
+        failed(sample="b", attack="jpeg", strength=50),
+    ]
+    [s] = summarize_methods(records, ALPHA)
+    assert (s.method, s.samples, s.keys, s.cells, s.errors) == ("dwtDct", 2, 1, 6, 1)
+    assert (s.embed_psnr, s.embed_ssim) == (42.0, pytest.approx(0.97))
+    assert s.embed_seconds == pytest.approx(0.3)
+    assert (s.clean_tpr.k, s.clean_tpr.n, s.clean_fpr.k, s.clean_fpr.n) == (2, 2, 1, 2)
+
+
+def test_failures_grouped_by_message_most_frequent_first() -> None:
+    records = [failed("rare", sample="x"), rec(), failed("common", sample="y"), failed("common", sample="z")]
+    groups = failures(records)
+    assert [(g.message, [c.sample for c in g.cells]) for g in groups] == [
+        ("common", ["y", "z"]), ("rare", ["x"])]
+
+
+def test_empty_input() -> None:
+    assert summarize([], ALPHA) == [] and summarize_methods([], ALPHA) == [] and failures([]) == []
+
+
+# -- HTML ---------------------------------------------------------------------------
+
+def sample_records() -> list[Record]:
+    """Two methods, two attacks with three strengths, an evil sample name and one failure."""
+    out: list[Record] = []
+    samples = ["astronaut.png", "coffee.png", EVIL]
+    attacks = {"jpeg": [90, 70, 50], "gaussian_noise": [0.01, 0.03, 0.06]}
+    for method, robust in (("dwtDct", 0), ("rivaGan", 1)):
+        for s_i, sample in enumerate(samples):
+            extra = {"embed_seconds": 0.05 + robust}
+            out += [rec(method=method, sample=sample, extra=extra, psnr=39.0 + 2 * robust),
+                    miss(method=method, sample=sample, marked=False, psnr=math.inf, ssim=1.0)]
+            for attack, strengths in attacks.items():
+                for i, strength in enumerate(strengths):
+                    common = dict(method=method, sample=sample, attack=attack, strength=strength, strength_index=i)
+                    hit = s_i + robust >= i
+                    out.append((rec if hit else miss)(psnr=36.0 - 3 * i, ssim=0.95 - 0.05 * i, **common))
+                    out.append(miss(marked=False, psnr=38.0 - 3 * i, ssim=0.96 - 0.05 * i, **common))
+    out.append(failed("attack gaussian_noise: <b>bad</b> & broken", method="rivaGan", sample=EVIL,
+                      attack="gaussian_noise", strength=0.09, strength_index=3))
+    return out
+
+
+def sample_meta() -> dict[str, Any]:
+    return {
+        "suite_name": "demo <suite>", "suite_path": "suites/demo.toml", "seed": 7, "alpha": ALPHA,
+        "suite_text": '[suite]\nname = "demo <suite>"\n# see <script>alert(2)</script>\n',
+        "versions": {"python": "3.11.9", "invisible-watermark": "0.2.0"},
+        "machine": {"platform": "Linux-x86_64", "cpus": 8}, "workers": 4,
+        "started_at": 1_700_000_000.0, "finished_at": 1_700_000_083.0, "seconds": 83.0,
+        "samples": ["astronaut.png", "coffee.png", EVIL], "command": "wmbench run suites/demo.toml",
+    }
+
+
+def make_run(run_dir: Path, records: list[Record], meta: dict[str, Any] | None) -> Path:
+    with Store(run_dir, create=True) as store:
+        store.add(records)
+        if meta is not None:
+            store.set_meta(meta)
+    return run_dir
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    run = make_run(tmp_path / "run", sample_records(), sample_meta())
+    out = write_report(run)
+    assert out == run / "report.html"
+    return out
+
+
+_EXTERNAL = re.compile(r"""(?:\bsrc\s*=|\bhref\s*=|\burl\s*\(|@import)\s*["']?\s*(?:https?:)?//""", re.I)
+
+
+def test_report_is_self_contained(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert not _EXTERNAL.search(html)
+    assert not re.search(r"\b(?:src|href)\s*=\s*(?![\"']?#)", html), "only in-page anchors may be linked"
+    assert "http://" not in html and "https://" not in html  # the sample data holds no URL either
+    assert "<svg" in html and "<table" in html
+
+
+def test_user_strings_are_escaped(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert "<script>alert(" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html          # the suite text, in its <pre>
+    assert "demo &lt;suite&gt;" in html and "<b>bad</b>" not in html
+    assert html.count("<script>") == 1                                # only the sort script
+
+
+def test_report_shows_failures_metadata_and_tables(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert "attack gaussian_noise: &lt;b&gt;bad&lt;/b&gt; &amp; broken" in html
+    for text in ("dwtDct", "rivaGan", "gaussian_noise", "How to read this report", "suites/demo.toml",
+                 "invisible-watermark 0.2.0", "1 min 23 s", "2023-11-14 22:13:20 UTC"):
+        assert text in html, text
+
+
+def test_custom_output_path(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", sample_records(), sample_meta())
+    out = write_report(run, tmp_path / "elsewhere" / "r.html")
+    assert out.is_file() and not (run / "report.html").exists()
+
+
+def test_empty_store_renders(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", [], None)
+    html = write_report(run).read_text(encoding="utf-8")
+    assert "This run has no cells yet" in html and "no α in its metadata" in html
+    assert "not finished" in html
+
+
+def test_chart_breaks_the_line_where_every_cell_failed() -> None:
+    cells = [rec(attack="jpeg", strength=q, strength_index=i) for i, q in enumerate((90, 70, 50, 30))]
+    cells[1] = failed(attack="jpeg", strength=70, strength_index=1)
+    chart = robustness_chart("jpeg", summarize(cells, ALPHA), ALPHA)
+    tpr = chart.series[0]
+    assert [t.label for t in chart.x_ticks] == ["90", "70", "50", "30"]
+    assert len(tpr.lines) == 2 and len(tpr.bands) == 1 and len(tpr.markers) == 3
+    assert [m.whisker for m in tpr.markers] == [True, False, False]  # a lone point gets a whisker
+    assert chart.top < chart.alpha_y < chart.bottom
+
+
+def test_render_handles_a_method_whose_cells_all_failed() -> None:
+    records = [failed(), failed(marked=False), failed(attack="jpeg", strength=50)]
+    html = render_report(records, {"alpha": ALPHA})
+    assert "n/a" in html and "3 cells" in html
+
+
+# -- headless browser ---------------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless browser test needs {CHROMIUM} (apt-get install chromium)")
+def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url = report.resolve().as_uri()
+    console_errors: list[str] = []
+    page_errors: list[str] = []
+    requests: list[str] = []
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(url, wait_until="load")
+
+            assert page.locator("table.sortable").first.is_visible()
+            assert page.locator("figure.chart svg").first.is_visible()
+            assert page.locator("figure.chart svg polyline").count() > 0
+            assert page.get_by_text(EVIL).first.is_visible()  # shown as text, not run
+
+            # The inline sort script runs (the CSP hash matches) and sorts by TPR.
+            table = page.locator("section#method-0 table.sortable")
+            table.locator("th", has_text="TPR").click()
+            assert table.locator("th", has_text="TPR").get_attribute("aria-sort") == "ascending"
+            tprs = [float(v) for v in table.locator("tbody td:nth-child(3)").evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-v'))")]
+            assert tprs == sorted(tprs)
+
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert console_errors == [] and page_errors == [] and dialogs == []
+    assert requests == [url]
+    assert shot.stat().st_size > 10_000

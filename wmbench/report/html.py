@@ -1,0 +1,334 @@
+"""The HTML report: one self-contained file, readable offline and safe to open.
+
+Self-contained means no URL at all: CSS and the small sort script are inline, the
+charts are inline SVG drawn from numbers computed here. A Content-Security-Policy
+in the page forbids every fetch and allows only our own script (by hash), so even
+a sample named ``<script>...`` could not run code if escaping ever slipped.
+
+Chart geometry is computed in Python but the SVG elements are written by the
+Jinja template, so every label goes through autoescaping like any other text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from wmbench.report.aggregate import (
+    NONE_ATTACK,
+    MethodSummary,
+    Row,
+    failures,
+    fpr_exceeds_alpha,
+    summarize,
+    summarize_methods,
+)
+from wmbench.stats import Rate
+from wmbench.store import Record, Store
+
+REPORT_NAME = "report.html"
+DEFAULT_ALPHA = 0.01  # only used when a store has no alpha in its metadata
+MAX_FAILED_CELLS_SHOWN = 50  # per error message: a run where everything fails stays small
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Click a header to sort; click again to reverse. Cells carry their sort key in data-v.
+_SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th) {
+    th.addEventListener("click", function () {
+      var col = th.cellIndex, body = table.tBodies[0];
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var key = function (tr) {
+        var v = tr.cells[col].getAttribute("data-v");
+        var n = parseFloat(v);
+        return isNaN(n) ? (v || "") : n;
+      };
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { x = String(x); y = String(y); }
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (tr) { body.appendChild(tr); });
+    });
+  });
+});
+"""
+
+
+# -- chart geometry ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tick:
+    pos: float
+    label: str
+    title: str  # full text for the tooltip when the label is shortened
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    y: float
+    top: float  # pixel y of the CI's upper end (SVG y grows downwards)
+    bottom: float  # pixel y of the CI's lower end
+    tip: str
+    whisker: bool = False  # draw the CI as a whisker (no band around this point)
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    css: str  # class of the series: colour and dash come from the stylesheet
+    lines: tuple[str, ...]  # polyline point lists; a gap (no usable cell) splits the line
+    bands: tuple[str, ...]  # CI polygons, one per line with two or more points
+    markers: tuple[Marker, ...]
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int  # x of the plot's right edge
+    bottom: int  # y of the plot's bottom edge
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    series: tuple[Series, ...]
+    alpha_y: float
+    alpha_label: str
+
+
+_W, _H = 360, 200
+_PLOT = {"left": 40, "top": 12, "right": _W - 12, "bottom": _H - 42}
+_MAX_TICK_CHARS = 8
+
+
+def robustness_chart(attack: str, rows: Sequence[Row], alpha: float) -> Chart:
+    """TPR and measured FPR against strength for one attack, weak to strong left to right.
+
+    Strengths are placed evenly by their index, not their value: strengths of
+    different attacks have unrelated units and are often not linear (JPEG quality).
+    """
+    left, top, right, bottom = _PLOT["left"], _PLOT["top"], _PLOT["right"], _PLOT["bottom"]
+    xs = _even_positions(len(rows), left, right)
+
+    def y(value: float) -> float:
+        return round(bottom - value * (bottom - top), 1)
+
+    x_ticks = tuple(Tick(x, _shorten(format_strength(r.strength)), format_strength(r.strength))
+                    for x, r in zip(xs, rows))
+    y_ticks = tuple(Tick(y(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
+    tpr = _series("TPR", "tpr", xs, [r.tpr for r in rows], y, rows, with_band=True, digits=2)
+    fpr = _series("FPR", "fpr", xs, [r.fpr for r in rows], y, rows, with_band=False, digits=3)
+    return Chart(attack, _W, _H, left, top, right, bottom, x_ticks, y_ticks, (tpr, fpr),
+                 alpha_y=y(alpha), alpha_label=f"α = {alpha:g}")
+
+
+def _even_positions(count: int, left: float, right: float) -> list[float]:
+    if count == 1:
+        return [(left + right) / 2]
+    inset = 14  # keep the first and last markers off the axes
+    step = (right - left - 2 * inset) / (count - 1)
+    return [round(left + inset + i * step, 1) for i in range(count)]
+
+
+def _series(name: str, css: str, xs: Sequence[float], rates: Sequence[Rate], y: Callable[[float], float],
+            rows: Sequence[Row], *, with_band: bool, digits: int) -> Series:
+    """One line with a marker per strength; the CI is a band around runs of points, else a whisker."""
+    markers: list[Marker | None] = []
+    for x, r, row in zip(xs, rates, rows):
+        if r.n == 0:
+            markers.append(None)  # every cell failed: no point, and the line breaks here
+            continue
+        tip = f"{row.attack} {format_strength(row.strength)}: {name} {format_rate(r, digits)}, n = {r.n}"
+        markers.append(Marker(x, y(r.value), y(r.high), y(r.low), tip))
+    segments = _segments(markers)
+    lines = tuple(" ".join(f"{m.x},{m.y}" for m in seg) for seg in segments)
+    banded = [seg for seg in segments if with_band and len(seg) > 1]
+    in_band = {id(m) for seg in banded for m in seg}
+    shown = tuple(replace(m, whisker=id(m) not in in_band) for seg in segments for m in seg)
+    return Series(name, css, lines, tuple(_band(seg) for seg in banded), shown)
+
+
+def _segments(markers: Sequence[Marker | None]) -> list[list[Marker]]:
+    segments: list[list[Marker]] = [[]]
+    for m in markers:
+        if m is None:
+            segments.append([])
+        else:
+            segments[-1].append(m)
+    return [s for s in segments if s]
+
+
+def _band(segment: Sequence[Marker]) -> str:
+    upper = [f"{m.x},{m.top}" for m in segment]
+    lower = [f"{m.x},{m.bottom}" for m in reversed(segment)]
+    return " ".join(upper + lower)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_TICK_CHARS else text[: _MAX_TICK_CHARS - 1] + "…"
+
+
+# -- value formatting (also registered as template filters) -------------------------
+
+def format_strength(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def format_rate(r: Rate, digits: int = 2) -> str:
+    if not r.n:
+        return "n/a"
+    return f"{r.value:.{digits}f} [{r.low:.{digits}f}, {r.high:.{digits}f}]"
+
+
+def format_number(value: float | None, digits: int = 1) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}f}"
+
+
+def format_duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "—"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_time(epoch: Any) -> str:
+    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    return "—" if epoch is None else str(epoch)
+
+
+def psnr_class(value: float | None) -> str:
+    """Colour band for a PSNR: above ~40 dB a change is invisible, below ~30 dB it is obvious."""
+    if value is None or math.isnan(value):
+        return ""
+    if value >= 40:
+        return "q-good"
+    return "q-fair" if value >= 30 else "q-poor"
+
+
+def sort_value(value: float | None) -> str:
+    """data-v for a numeric cell: missing values sort before every number."""
+    if value is None or math.isnan(value):
+        return "-1e308"
+    if math.isinf(value):
+        return "1e308" if value > 0 else "-1e308"
+    return repr(value)
+
+
+# -- page model ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MethodView:
+    summary: MethodSummary
+    rows: tuple[Row, ...]
+    charts: tuple[Chart, ...]
+    has_bits: bool
+    anchor: str
+
+
+def method_views(rows: Sequence[Row], summaries: Sequence[MethodSummary], alpha: float) -> list[MethodView]:
+    """Group the rows by method and draw one chart per attack (the clean row is not an attack)."""
+    views = []
+    for i, summary in enumerate(summaries):
+        mine = tuple(r for r in rows if (r.modality, r.method) == (summary.modality, summary.method))
+        attacks: dict[str, list[Row]] = {}
+        for r in mine:
+            if r.attack != NONE_ATTACK:
+                attacks.setdefault(r.attack, []).append(r)
+        charts = tuple(robustness_chart(a, rs, alpha) for a, rs in attacks.items())
+        has_bits = any(r.mean_bits is not None for r in mine)
+        views.append(MethodView(summary, mine, charts, has_bits, anchor=f"method-{i}"))
+    return views
+
+
+def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
+    """The report page as a string; ``write_report`` is this plus reading and writing files."""
+    alpha = meta.get("alpha")
+    alpha_known = isinstance(alpha, (int, float)) and 0 < alpha < 1
+    alpha = float(alpha) if alpha_known else DEFAULT_ALPHA
+    interval = str(meta.get("interval", "wilson"))
+    rows = summarize(records, alpha, interval)
+    summaries = summarize_methods(records, alpha, interval)
+    groups = failures(records)
+    context = {
+        "meta": meta,
+        "alpha": alpha,
+        "alpha_known": alpha_known,
+        "interval": interval,
+        "methods": method_views(rows, summaries, alpha),
+        "failures": groups,
+        "failed_total": sum(len(g.cells) for g in groups),
+        "cells_total": len(records),
+        "samples_total": len({r.sample for r in records}),
+        "attacks_total": len({r.attack for r in records if r.attack != NONE_ATTACK}),
+        "max_failed_shown": MAX_FAILED_CELLS_SHOWN,
+        "generated_at": format_time(time.time()),
+        "script": Markup(_SORT_JS),  # our own constant: nothing user-supplied reaches it
+        "csp": _content_security_policy(_SORT_JS),
+    }
+    return _environment().get_template("report.html").render(context)
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Read the run's store and write its report (default ``run_dir/report.html``)."""
+    run_dir = Path(run_dir)
+    with Store(run_dir, create=False) as store:
+        records = list(store.records())
+        meta = store.meta()
+    out = Path(out) if out is not None else run_dir / REPORT_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(render_report(records, meta), encoding="utf-8")
+    tmp.replace(out)  # a browser never sees half a report
+    return out
+
+
+def _content_security_policy(script: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return ("default-src 'none'; style-src 'unsafe-inline'; "
+            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update({
+        "strength": format_strength, "rate": format_rate, "num": format_number,
+        "duration": format_duration, "time": format_time, "psnr_class": psnr_class,
+        "sort_value": sort_value,
+    })
+    env.globals["fpr_exceeds_alpha"] = fpr_exceeds_alpha
+    return env
