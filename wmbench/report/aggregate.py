@@ -41,6 +41,7 @@ class Row:
     tpr: Rate  # detected among marked cells that did not fail
     fpr: Rate  # detected among unmarked cells that did not fail
     errors: int  # failed cells, marked and unmarked
+    refused: int  # marked cells the detector could not read (counted as not detected, p = 1)
     mean_psnr: float | None  # marked item vs clean original: embedding + attack damage
     mean_ssim: float | None
     mean_psnr_unmarked: float | None  # unmarked item vs original: the attack's damage alone
@@ -203,6 +204,7 @@ def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str) -> Row
         tpr=_detection_rate(pos, alpha, interval),
         fpr=_detection_rate(neg, alpha, interval),
         errors=pos_errors + neg_errors,
+        refused=sum(1 for r in pos if (r.extra or {}).get("refused")),
         mean_psnr=finite_mean(r.psnr for r in pos),
         mean_ssim=finite_mean(r.ssim for r in pos),
         mean_psnr_unmarked=finite_mean(r.psnr for r in neg),
