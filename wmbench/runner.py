@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import platform
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -50,7 +51,22 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _init_worker(threads: int, plugin_folders: tuple[str, ...]) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """Stop this worker once the main process is gone.
+
+    After a ``kill -9`` of the main process, forked workers would otherwise wait on
+    their task queue forever (their siblings keep the pipe open, so no EOF comes).
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wmbench-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, plugin_folders: tuple[str, ...], parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     limit_threads(threads)
     for folder in plugin_folders:  # a spawned worker starts with an empty registry
         registry.load_plugin_folder(folder)
@@ -185,7 +201,8 @@ class _Executor:
         plugin_folders = tuple(str(p) for p in self.suite.plugins)
         with ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker, initargs=(threads_per_worker(self.workers), plugin_folders),
+            initializer=_init_worker,
+            initargs=(threads_per_worker(self.workers), plugin_folders, os.getpid()),
         ) as pool:
             pending: dict[Future, Job] = {pool.submit(run_job, job, self.ctx): job for job in first}
             while pending:
