@@ -50,13 +50,15 @@ class Job:
 def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConfig | None,
              strength: Any, marked: bool) -> str:
     steps = [[s.attack, s.strength] for s in attack.steps] if attack else []
-    ident = [seed, sample.id, sample.source, method.name, method.key,
+    # The sample's id, not its path: a run folder must resume after the project or
+    # the virtualenv (where the built-in photos live) has moved.
+    ident = [seed, sample.id, method.name, method.key,
              attack.label if attack else NONE_ATTACK, steps, strength, marked]
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def marked_cache_path(run_dir: Path, sample: Sample, method: MethodConfig) -> Path:
-    digest = hashlib.sha256(json.dumps([sample.id, sample.source, method.name, method.key]).encode())
+    digest = hashlib.sha256(json.dumps([sample.id, method.name, method.key]).encode())
     return run_dir / "cache" / "marked" / f"{digest.hexdigest()[:24]}.png"
 
 

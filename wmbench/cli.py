@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder (default: reports/<suite>-<timestamp>)")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: run the cells that failed last time again")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
@@ -95,7 +97,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / f"{_slug(suite.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     show = not args.no_progress
     with _Progress(enabled=show) as progress:
-        summary = run_suite(suite, out, workers=workers, resume=args.resume, debug=args.debug,
+        if args.retry_failed and not args.resume:
+            raise WmbenchError("--retry-failed: only makes sense with --resume")
+        summary = run_suite(suite, out, workers=workers, resume=args.resume, retry_failed=args.retry_failed,
+                            debug=args.debug,
                             progress=progress.update)
     from wmbench.report import write_report
 
@@ -170,7 +175,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from wmbench.export import export_rows
 
     if args.output:
-        with open(args.output, "w", newline="", encoding="utf-8") as fh:
+        try:
+            fh = open(args.output, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise WmbenchError(f"{args.output}: cannot write: {exc.strerror}") from None
+        with fh:
             n = export_rows(args.run_dir, args.format, fh)
         print(f"{n} rows written to {args.output}", file=sys.stderr)
     else:
@@ -227,6 +236,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    if not 0 < args.alpha < 1:
+        raise WmbenchError(f"--alpha: must lie strictly between 0 and 1, got {args.alpha}")
     method = _method(args.method)
     image = _load_item(args.input)
     try:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import signal
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -51,24 +54,41 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _exit_with_parent(parent_pid: int) -> None:
+def _process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (killed, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # no /proc: the signal test above is all we have
+
+
+def _exit_with_main(main_pid: int) -> None:
     """Stop this worker once the main process is gone.
 
-    After a ``kill -9`` of the main process, forked workers would otherwise wait on
-    their task queue forever (their siblings keep the pipe open, so no EOF comes).
+    After a ``kill -9`` of the main process the workers would otherwise wait on their
+    task queue forever: they hold the queue's pipes themselves, so no EOF ever comes,
+    and their parent is the fork server, not the main process.
     """
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while _process_alive(main_pid):
             time.sleep(1.0)
         os._exit(1)
 
-    threading.Thread(target=watch, name="wmbench-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="wmbench-main-watch", daemon=True).start()
 
 
-def _init_worker(threads: int, plugin_folders: tuple[str, ...], parent_pid: int) -> None:
-    _exit_with_parent(parent_pid)
+def _init_worker(threads: int, plugin_folders: tuple[str, ...], main_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _exit_with_main(main_pid)
     limit_threads(threads)
-    for folder in plugin_folders:  # a spawned worker starts with an empty registry
+    for folder in plugin_folders:  # a new worker starts with an empty plugin registry
         registry.load_plugin_folder(folder)
 
 
@@ -82,6 +102,7 @@ def run_suite(
     *,
     workers: int = 1,
     resume: bool = False,
+    retry_failed: bool = False,
     debug: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunSummary:
@@ -93,6 +114,8 @@ def run_suite(
     from wmbench.errors import SuiteError
 
     started = time.time()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SuiteError(f"{run_dir}: --out must be a folder, and this is a file")
     run_dir.mkdir(parents=True, exist_ok=True)
     store = Store(run_dir)
     try:
@@ -102,7 +125,12 @@ def run_suite(
             previous = store.meta().get("suite_text")
             if previous is not None and previous != suite.text:
                 raise SuiteError(f"{run_dir}: was started with a different suite file; --resume needs the same one")
+        if retry_failed:
+            store.delete_failed()
+        seconds_before = float(store.meta().get("seconds", 0.0)) if resume else 0.0
         samples = discover_images(suite.image_sources, suite.base_dir)
+        if not samples:
+            raise SuiteError(f"{suite.path}: samples: the suite names no sample; add e.g. images = [\"builtin:images\"]")
         embed_jobs, attack_jobs = plan(suite, samples, run_dir)
         done = store.done_keys()
         total = sum(len(j.cells) for j in embed_jobs + attack_jobs)
@@ -118,9 +146,7 @@ def run_suite(
         ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug)
         _Executor(store, ctx, workers, suite, summary, done, progress).run(embed_jobs, attack_jobs)
         summary.seconds = time.time() - started
-        meta = store.meta()
-        store.set_meta({"finished_at": time.time(),
-                        "seconds": meta.get("seconds_before_resume", 0) + summary.seconds})
+        store.set_meta({"finished_at": time.time(), "seconds": seconds_before + summary.seconds})
         return summary
     finally:
         store.close()
@@ -197,22 +223,73 @@ class _Executor:
             queue.extend(self._after_embed(job, records, followers))
 
     def _run_pool(self, first: list[Job], followers: dict) -> None:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        plugin_folders = tuple(str(p) for p in self.suite.plugins)
-        with ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker,
-            initargs=(threads_per_worker(self.workers), plugin_folders, os.getpid()),
-        ) as pool:
-            pending: dict[Future, Job] = {pool.submit(run_job, job, self.ctx): job for job in first}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        """Keep ``workers`` jobs in flight; a worker that dies costs only its own job.
+
+        Only as many jobs as workers are submitted at once, so when a worker process
+        dies (out of memory, a crash in native code) the suspects are exactly the jobs
+        in flight. Each suspect is retried alone in a fresh process: the culprit is
+        recorded as failed, the innocent ones complete, and the run goes on.
+        """
+        ready = deque(first)
+        pool = self._new_pool(self.workers)
+        in_flight: dict[Future, Job] = {}
+        try:
+            while ready or in_flight:
+                while ready and len(in_flight) < self.workers:
+                    job = ready.popleft()
+                    in_flight[pool.submit(run_job, job, self.ctx)] = job
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
+                    suspects = list(in_flight.values())
+                    in_flight.clear()
+                    _terminate(pool)
+                    for job in suspects:
+                        self._finish(job, self._run_isolated(job), followers, ready)
+                    pool = self._new_pool(self.workers)
+                    continue
                 for future in finished:
-                    job = pending.pop(future)
-                    try:
-                        records = future.result()
-                    except Exception as exc:  # the worker process itself died
-                        records = failed_job(job, f"worker crashed: {type(exc).__name__}: {exc}")
-                    self._store(records)
-                    for nxt in self._after_embed(job, records, followers):
-                        pending[pool.submit(run_job, nxt, self.ctx)] = nxt
+                    job = in_flight.pop(future)
+                    exc = future.exception()
+                    records = future.result() if exc is None else failed_job(job, f"{type(exc).__name__}: {exc}")
+                    self._finish(job, records, followers, ready)
+        except BaseException:  # Ctrl-C or a bug: stop the workers now, not after the queue drains
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+
+    def _finish(self, job: Job, records: list[Record], followers: dict, ready: deque) -> None:
+        self._store(records)
+        ready.extend(self._after_embed(job, records, followers))
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        # forkserver, not fork: a fork of a process that already ran OpenCV or ONNX
+        # Runtime inherits their thread pools in a broken state and can deadlock.
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload(["wmbench.execute"])
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker,
+            initargs=(threads_per_worker(workers), tuple(str(p) for p in self.suite.plugins), os.getpid()),
+        )
+
+    def _run_isolated(self, job: Job) -> list[Record]:
+        pool = self._new_pool(1)
+        try:
+            return pool.submit(run_job, job, self.ctx).result()
+        except BrokenProcessPool:
+            return failed_job(job, "worker process died while running this job "
+                                   "(out of memory, or a crash in native code)")
+        finally:
+            _terminate(pool)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for queued or running jobs."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)

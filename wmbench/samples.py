@@ -96,8 +96,9 @@ def load_image(path: str) -> np.ndarray:
                     return _to_rgb8(im)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SampleError(f"{name}: refused as a decompression bomb (over {MAX_IMAGE_PIXELS:,} pixels): {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SampleError(f"{name}: refused as a possible decompression bomb "
+                          f"(more than {MAX_IMAGE_PIXELS:,} pixels)") from None
     except FileNotFoundError:
         raise SampleError(f"{name}: file not found: {path}") from None
     except Image.UnidentifiedImageError:

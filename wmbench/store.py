@@ -65,8 +65,14 @@ class Store:
             raise StoreError(f"{run_dir}: no {DB_NAME} here; is this a wmbench run folder?")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not create:
+                self.db.execute("SELECT 1 FROM cells LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(f"{self.path}: not a wmbench results database ({exc})") from None
         if create:
             cols = ", ".join(f"{c} {_SQL_TYPES.get(c, 'TEXT')}" for c in _COLUMNS)
             with self.db:
@@ -111,6 +117,11 @@ class Store:
                 [row + (now,) for row in rows],
             )
         return cur.rowcount
+
+    def delete_failed(self) -> int:
+        """Forget failed cells so that a resumed run tries them again."""
+        with self.db:
+            return self.db.execute("DELETE FROM cells WHERE error IS NOT NULL").rowcount
 
     def records(self) -> Iterator[Record]:
         cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM cells ORDER BY rowid")

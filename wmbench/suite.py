@@ -142,6 +142,11 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
                     enumerate(_expect(data.get("methods", []), list, at("methods"), "an array of tables")))
     if not methods:
         raise SuiteError(f"{at('methods')}: the suite names no method; add a [[methods]] table")
+    seen_methods: set[tuple[str, str]] = set()
+    for i, m in enumerate(methods):
+        if (m.name, m.key) in seen_methods:
+            raise SuiteError(f"{at(f'methods[{i}]')}: method {m.name!r} with key {m.key!r} appears twice")
+        seen_methods.add((m.name, m.key))
     attacks = tuple(_parse_attack(a, at(f"attacks[{i}]")) for i, a in
                     enumerate(_expect(data.get("attacks", []), list, at("attacks"), "an array of tables")))
     labels = [a.label for a in attacks]

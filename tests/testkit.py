@@ -1,0 +1,133 @@
+"""Helpers shared by the core's end-to-end tests: suite writers, CLI runners, store readers.
+
+Imported by test modules as ``testkit`` (tests/ is on sys.path under pytest); the
+fixtures built on these live in conftest.py.
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from wmbench.samples import skimage_data_dir
+
+# Columns every exported row carries (the brief's list; export may add more).
+
+
+EXPORT_COLUMNS = ("sample", "modality", "method", "attack", "strength", "marked", "score", "p_value",
+                  "detected", "psnr", "ssim", "seconds", "error")
+
+
+def skimage_photo(name: str) -> Path:
+    path = skimage_data_dir() / name
+    assert path.is_file(), f"scikit-image no longer ships {name}"
+    return path
+
+
+def copy_photos(folder: Path, names: Sequence[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(skimage_photo(name), folder / name)
+    return folder
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def suite_text(
+    *,
+    images: Sequence[str] = ("imgs",),
+    methods: Sequence[tuple[str, str] | tuple[str, str, int]] = (("dwtDctSvd", "k1"),),
+    attacks: Sequence[tuple[str, Sequence[Any]]] = (("jpeg", (90, 50)),),
+    name: str = "tiny",
+    seed: int = 3,
+    alpha: float = 0.01,
+) -> str:
+    lines = ["[suite]", f"name = {toml_value(name)}", f"seed = {seed}", f"alpha = {alpha}", "",
+             "[samples]", f"images = {toml_value(list(images))}", ""]
+    for m in methods:
+        lines += ["[[methods]]", f"name = {toml_value(m[0])}", f"key = {toml_value(m[1])}"]
+        if len(m) > 2:
+            lines.append(f"max_samples = {m[2]}")
+        lines.append("")
+    for attack_name, strengths in attacks:
+        lines += ["[[attacks]]", f"name = {toml_value(attack_name)}", f"strengths = {toml_value(list(strengths))}", ""]
+    return "\n".join(lines)
+
+
+def expected_cells(samples: int, methods: int, strengths_per_attack: Sequence[int]) -> int:
+    """samples x methods x (1 clean + every swept strength) x (marked, unmarked)."""
+    return samples * methods * (1 + sum(strengths_per_attack)) * 2
+
+
+def run_cli(args: Sequence[str], cwd: Path, timeout: float = 120, **popen: Any) -> subprocess.CompletedProcess:
+    """The real command line in a fresh interpreter (``python -m wmbench``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "wmbench", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env=cli_env(), **popen,
+    )
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONWARNINGS", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def invoke(*argv: Any) -> tuple[int, str, str]:
+    """In-process ``wmbench.cli.main(argv)`` -> (exit code, stdout, stderr).
+
+    The same code path as the ``wmbench`` command without a new interpreter (and its
+    ~4 s of imports). main() replaces warnings.formatwarning; it is put back afterwards.
+    """
+    from wmbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    formatwarning = warnings.formatwarning
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in argv])
+    finally:
+        warnings.formatwarning = formatwarning
+    return code, out.getvalue(), err.getvalue()
+
+
+def read_cells(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every stored cell of a run folder, keyed by cell key, straight from SQLite."""
+    db = sqlite3.connect(Path(run_dir) / "results.sqlite")
+    try:
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute("SELECT * FROM cells")]
+    finally:
+        db.close()
+    cells = {r["cell_key"]: r for r in rows}
+    assert len(cells) == len(rows), "duplicate cell keys in the store"
+    return cells
+
+
+def assert_one_line_error(code: int, stderr: str, *needles: str) -> None:
+    """The CLI's user-error contract: exit 2, one ``wmbench: error:`` line, no traceback."""
+    assert code == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("wmbench: error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
