@@ -184,12 +184,20 @@ class Watermarker:
     description: ClassVar[str] = ""
     min_pixels: ClassVar[int] = 0  # images smaller than this are refused with a clear error
     relative_cost: ClassVar[float] = 1.0  # scheduling hint: costly methods start first
+    # False: embed() marks a given item and the unmarked negative is the item itself.
+    # True: embed() *generates* a marked item (e.g. text from a prompt) and the
+    # negative is a fresh unmarked generation from unmarked().
+    generates: ClassVar[bool] = False
 
     def embed(self, item: Any, key: str) -> Any:
         raise NotImplementedError
 
     def detect(self, item: Any, key: str) -> Detection:
         raise NotImplementedError
+
+    def unmarked(self, item: Any, key: str) -> Any:
+        """The negative twin of ``embed(item, key)``: made the same way, without the mark."""
+        return item
 
 
 def watermarker(cls: type[Watermarker]) -> type[Watermarker]:

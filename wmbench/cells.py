@@ -36,7 +36,8 @@ class Job:
     method: MethodConfig
     attack: AttackConfig | None  # None: embed, then detect the clean marked and unmarked items
     cells: tuple[Cell, ...]
-    marked_cache: str  # PNG of the marked image, written by the embed job
+    marked_cache: str  # the marked item, written by the embed job
+    negative_cache: str  # the unmarked twin, cached only by generation marks
 
     @property
     def attack_label(self) -> str:
@@ -57,9 +58,14 @@ def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConf
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def marked_cache_path(run_dir: Path, sample: Sample, method: MethodConfig) -> Path:
-    digest = hashlib.sha256(json.dumps([sample.id, method.name, method.key]).encode())
-    return run_dir / "cache" / "marked" / f"{digest.hexdigest()[:24]}.png"
+def cache_paths(run_dir: Path, sample: Sample, method: MethodConfig) -> tuple[str, str]:
+    """Where the embed job leaves the marked item and its unmarked twin."""
+    from wmbench.modality import modality
+
+    digest = hashlib.sha256(json.dumps([sample.id, method.name, method.key]).encode()).hexdigest()[:24]
+    suffix = modality(sample.modality).cache_suffix
+    return (str(run_dir / "cache" / "marked" / f"{digest}{suffix}"),
+            str(run_dir / "cache" / "unmarked" / f"{digest}{suffix}"))
 
 
 def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job], list[Job]]:
@@ -74,15 +80,15 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
         attacks = [a for a in suite.attacks if a.modality == modality
                    and (method.attacks is None or a.label in method.attacks)]
         for sample in eligible:
-            cache = str(marked_cache_path(run_dir, sample, method))
+            caches = cache_paths(run_dir, sample, method)
             clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in (True, False))
-            embed_jobs.append(Job(sample, method, None, clean, cache))
+            embed_jobs.append(Job(sample, method, None, clean, *caches))
             for attack in attacks:
                 cells = tuple(
                     Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
                     for i, s in enumerate(attack.strengths) for m in (True, False)
                 )
-                attack_jobs.append(Job(sample, method, attack, cells, cache))
+                attack_jobs.append(Job(sample, method, attack, cells, *caches))
     return embed_jobs, attack_jobs
 
 

@@ -19,8 +19,7 @@ import numpy as np
 from wmbench import registry
 from wmbench.api import Detection, DetectorRefused
 from wmbench.cells import Cell, Job, attack_seed
-from wmbench.image.quality import psnr, ssim
-from wmbench.samples import load_image, save_png
+from wmbench.modality import Modality, modality
 from wmbench.store import Record
 
 
@@ -52,77 +51,79 @@ def failed_job(job: Job, error: str) -> list[Record]:
 
 
 def run_job(job: Job, ctx: RunContext) -> list[Record]:
+    kind = modality(job.sample.modality)
     try:
-        original = load_image(job.sample.source)
+        original = kind.load(job.sample.source)
     except Exception as exc:  # a bad sample: every cell of the job says why
         return failed_job(job, _error_text(exc, ctx.debug))
     method = registry.method_instance(job.method.name)
     if job.attack is None:
-        return _run_embed(job, ctx, method, original)
+        return _run_embed(job, ctx, method, kind, original)
     try:
-        marked = load_image(job.marked_cache)
+        marked = kind.load(job.marked_cache)
+        negative = kind.load(job.negative_cache) if method.generates else original
     except Exception as exc:
-        return failed_job(job, f"marked image missing from the run cache: {_error_text(exc, ctx.debug)}")
-    return [_run_cell(job, cell, ctx, method, original, marked) for cell in job.cells]
+        return failed_job(job, f"embedded item missing from the run cache: {_error_text(exc, ctx.debug)}")
+    return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
+            for cell in job.cells]
 
 
-def _run_embed(job: Job, ctx: RunContext, method: Any, original: np.ndarray) -> list[Record]:
+def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original: Any) -> list[Record]:
+    """Embed (and, for generation marks, generate the unmarked twin); cache; detect both."""
     t0 = time.perf_counter()
     try:
         marked = method.embed(original, job.method.key)
+        embed_seconds = time.perf_counter() - t0
+        negative = method.unmarked(original, job.method.key) if method.generates else original
     except Exception as exc:
         return failed_job(job, f"embedding failed: {_error_text(exc, ctx.debug)}")
-    embed_seconds = time.perf_counter() - t0
-    cache = Path(job.marked_cache)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    save_png(marked, cache)
+    cached = [(marked, job.marked_cache)] + ([(negative, job.negative_cache)] if method.generates else [])
+    for item, path in cached:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kind.save(item, Path(path))
     records = []
     for cell in job.cells:
-        item = marked if cell.marked else original
+        item = marked if cell.marked else negative
         t1 = time.perf_counter()
         try:
             detection = _detect(method, item, job.method.key)
         except Exception as exc:
             records.append(_record(job, cell, error=_error_text(exc, ctx.debug)))
             continue
+        seconds = time.perf_counter() - t1
         extra = dict(detection.extra)
         if cell.marked:
             extra["embed_seconds"] = round(embed_seconds, 4)
-        records.append(_record(
-            job, cell, **_detection_fields(detection, ctx.alpha),
-            psnr=psnr(original, item), ssim=ssim(original, item),
-            seconds=time.perf_counter() - t1, extra=extra or None,
-        ))
+        records.append(_record(job, cell, **_detection_fields(detection, ctx.alpha),
+                               **kind.quality(original, item, item), seconds=seconds, extra=extra or None))
     return records
 
 
-def apply_attack(job: Job, image: np.ndarray, strength: Any, rng: np.random.Generator) -> np.ndarray:
+def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.random.Generator) -> Any:
+    """Run the attack's steps in order (one step unless it is a chain), checking each output."""
     assert job.attack is not None
-    out = image
+    out = item
     for step in job.attack.steps:
-        spec = registry.get_attack(step.attack)
-        out = spec(out, strength if step.strength is None else step.strength, rng)
-        if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3):
-            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}".strip()
-            raise TypeError(f"attack {step.attack!r} broke the contract: returned {got}, not uint8 HxWx3")
+        out = registry.get_attack(step.attack)(out, strength if step.strength is None else step.strength, rng)
+        problem = kind.problem(out)
+        if problem:
+            raise TypeError(f"attack {step.attack!r} broke the contract: {problem}")
     return out
 
 
-def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any,
-              original: np.ndarray, marked: np.ndarray) -> Record:
+def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality,
+              original: Any, unattacked: Any) -> Record:
     rng = np.random.default_rng(attack_seed(ctx.seed, job.sample, job.attack_label, cell.strength_index))
     t0 = time.perf_counter()
     try:
-        attacked = apply_attack(job, marked if cell.marked else original, cell.strength, rng)
+        attacked = apply_attack(job, kind, unattacked, cell.strength, rng)
         detection = _detect(method, attacked, job.method.key)
     except Exception as exc:
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
-    return _record(
-        job, cell, **_detection_fields(detection, ctx.alpha),
-        psnr=psnr(original, attacked), ssim=ssim(original, attacked), seconds=seconds,
-        extra=dict(detection.extra) or None,
-    )
+    return _record(job, cell, **_detection_fields(detection, ctx.alpha),
+                   **kind.quality(original, unattacked, attacked), seconds=seconds,
+                   extra=dict(detection.extra) or None)
 
 
 def _detect(method: Any, item: Any, key: str) -> Detection:

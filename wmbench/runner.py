@@ -7,6 +7,7 @@ do not end up alone on one core at the end of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import platform
@@ -163,7 +164,7 @@ class _Executor:
 
     def _todo(self, job: Job) -> Job | None:
         missing = tuple(c for c in job.cells if c.key not in self.done)
-        return Job(job.sample, job.method, job.attack, missing, job.marked_cache) if missing else None
+        return dataclasses.replace(job, cells=missing) if missing else None
 
     def _store(self, records: list[Record]) -> None:
         self.store.add(records)
@@ -208,7 +209,7 @@ class _Executor:
             return []
         nexts = followers.pop(job.embed_id, [])
         if nexts and not Path(job.marked_cache).is_file():
-            error = next((r.error for r in records if r.error), "embedding produced no image")
+            error = next((r.error for r in records if r.error), "embedding produced no item")
             for follower in nexts:
                 self._store(failed_job(follower, error))
             return []

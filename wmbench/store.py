@@ -39,8 +39,11 @@ class Record:
     detected: bool | None = None
     bits_matched: int | None = None
     bits_total: int | None = None
-    psnr: float | None = None
+    psnr: float | None = None  # images: detected item vs clean original (dB)
     ssim: float | None = None
+    perplexity: float | None = None  # text: of the detected item under the reference LM
+    similarity: float | None = None  # text: semantic similarity, attacked vs unattacked
+    tokens: int | None = None  # text: tokens the detector scored
     seconds: float | None = None
     error: str | None = None
     extra: dict[str, Any] | None = None
@@ -50,7 +53,8 @@ _COLUMNS = [f.name for f in fields(Record)]
 _SQL_TYPES = {
     "cell_key": "TEXT PRIMARY KEY", "strength_index": "INTEGER", "marked": "INTEGER",
     "score": "REAL", "p_value": "REAL", "detected": "INTEGER", "bits_matched": "INTEGER",
-    "bits_total": "INTEGER", "psnr": "REAL", "ssim": "REAL", "seconds": "REAL",
+    "bits_total": "INTEGER", "psnr": "REAL", "ssim": "REAL", "perplexity": "REAL", "similarity": "REAL",
+    "tokens": "INTEGER", "seconds": "REAL",
 }
 
 

@@ -1,0 +1,58 @@
+"""What differs between images and text on the data path, in one place.
+
+The runner treats items as opaque; for each modality this module says how to read a
+sample, how to keep an item in the run cache, what an attack must return, and which
+quality metrics a cell records. Adding a modality means adding one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+QualityFn = Callable[[Any, Any, Any], dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class Modality:
+    name: str
+    cache_suffix: str
+    load: Callable[[str], Any]  # sample source -> item; raises SampleError
+    save: Callable[[Any, Path], None]  # atomic write into the run cache
+    problem: Callable[[Any], str | None]  # why an attack's output breaks the contract, or None
+    quality: QualityFn  # (original, unattacked, attacked) -> metrics
+
+
+def _image_problem(item: Any) -> str | None:
+    if isinstance(item, np.ndarray) and item.dtype == np.uint8 and item.ndim == 3 and item.shape[2] == 3:
+        return None
+    got = f"{type(item).__name__} {getattr(item, 'dtype', '')} {getattr(item, 'shape', '')}".strip()
+    return f"returned {got}, not uint8 HxWx3"
+
+
+def _image_quality(original: Any, unattacked: Any, attacked: Any) -> dict[str, float | None]:
+    """Against the clean original: the damage of embedding and attack together."""
+    from wmbench.image.quality import psnr, ssim
+
+    return {"psnr": psnr(original, attacked), "ssim": ssim(original, attacked)}
+
+
+def _image() -> Modality:
+    from wmbench.samples import load_image, save_png
+
+    return Modality("image", ".png", load_image, save_png, _image_problem, _image_quality)
+
+
+_FACTORIES: dict[str, Callable[[], Modality]] = {"image": _image}
+_cache: dict[str, Modality] = {}
+
+
+def modality(name: str) -> Modality:
+    if name not in _cache:
+        if name not in _FACTORIES:
+            raise KeyError(f"unknown modality {name!r}; valid: {', '.join(_FACTORIES)}")
+        _cache[name] = _FACTORIES[name]()
+    return _cache[name]
