@@ -77,6 +77,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise StoreError(f"{self.path}: not a wmbench results database ({exc})") from None
+        self._add_missing_columns()
         if create:
             cols = ", ".join(f"{c} {_SQL_TYPES.get(c, 'TEXT')}" for c in _COLUMNS)
             with self.db:
@@ -85,6 +86,16 @@ class Store:
                 self.db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+
+    def _add_missing_columns(self) -> None:
+        """Stores written by an older wmbench lack newer (optional) columns: add them empty."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(cells)")}
+        if not have:
+            return  # a new store: created below
+        with self.db:
+            for column in _COLUMNS:
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE cells ADD COLUMN {column} {_SQL_TYPES.get(column, 'TEXT')}")
 
     def close(self) -> None:
         self.db.close()
