@@ -8,12 +8,12 @@ VENV   ?= .venv
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench setup browser clean
+.PHONY: run test bench setup browser wordnet clean
 
-run: $(STAMP)
+run: $(STAMP) wordnet
 	$(VENV)/bin/wmbench run $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) wordnet browser
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 bench: $(STAMP)
@@ -37,6 +37,15 @@ browser:
 	    echo "installing Debian chromium for the report tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not installed and no root apt-get: browser tests will be skipped"; fi; }
+
+# WordNet (Debian's wordnet-base) is the thesaurus of the lexical mark and the synonym
+# attack; without it they fall back to the Moby thesaurus from PyPI and say so.
+wordnet:
+	@test -d /usr/share/wordnet || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian wordnet-base (thesaurus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; \
+	  else echo "wordnet-base not installed and no root apt-get: the Moby thesaurus is used instead"; fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks
