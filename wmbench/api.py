@@ -31,11 +31,16 @@ AttackFn = Callable[[Any, Any, np.random.Generator], Any]
 
 @dataclass(frozen=True)
 class Sample:
-    """One input item. ``payload`` is loaded lazily by the runner (see samples.py)."""
+    """One input item, named by where it comes from; the runner loads it in a worker.
+
+    ``role`` is "item" for something to mark (a photo, a human text) and "prompt" for
+    the start of a text that generation marks continue.
+    """
 
     id: str
     modality: Modality
-    source: str  # file path or "builtin:<name>", shown in reports
+    source: str  # file path (a prompt line: "path#L3"), shown in reports
+    role: str = "item"
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,9 @@ class Watermarker:
     # True: embed() *generates* a marked item (e.g. text from a prompt) and the
     # negative is a fresh unmarked generation from unmarked().
     generates: ClassVar[bool] = False
+    # Tunable settings and their defaults; a suite sets them in the method's table
+    # (``gamma = 0.5``) and they reach ``__init__`` as keyword arguments.
+    parameters: ClassVar[dict[str, Any]] = {}
 
     def embed(self, item: Any, key: str) -> Any:
         raise NotImplementedError

@@ -38,6 +38,7 @@ class Job:
     cells: tuple[Cell, ...]
     marked_cache: str  # the marked item, written by the embed job
     negative_cache: str  # the unmarked twin, cached only by generation marks
+    negatives_only: bool = False  # a human text under a generation mark: nothing to embed
 
     @property
     def attack_label(self) -> str:
@@ -53,7 +54,7 @@ def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConf
     steps = [[s.attack, s.strength] for s in attack.steps] if attack else []
     # The sample's id, not its path: a run folder must resume after the project or
     # the virtualenv (where the built-in photos live) has moved.
-    ident = [seed, sample.id, method.name, method.key,
+    ident = [seed, sample.id, method.name, method.key, [list(p) for p in method.params],
              attack.label if attack else NONE_ATTACK, steps, strength, marked]
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -62,7 +63,8 @@ def cache_paths(run_dir: Path, sample: Sample, method: MethodConfig) -> tuple[st
     """Where the embed job leaves the marked item and its unmarked twin."""
     from wmbench.modality import modality
 
-    digest = hashlib.sha256(json.dumps([sample.id, method.name, method.key]).encode()).hexdigest()[:24]
+    ident = [sample.id, method.name, method.key, [list(p) for p in method.params]]
+    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
     suffix = modality(sample.modality).cache_suffix
     return (str(run_dir / "cache" / "marked" / f"{digest}{suffix}"),
             str(run_dir / "cache" / "unmarked" / f"{digest}{suffix}"))
@@ -73,23 +75,38 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
     embed_jobs: list[Job] = []
     attack_jobs: list[Job] = []
     for method in suite.methods:
-        modality = registry.get_method(method.name).modality
-        eligible = [s for s in samples if s.modality == modality]
+        cls = registry.get_method(method.name)
+        eligible = [s for s in samples if s.modality == cls.modality and (cls.generates or s.role == "item")]
         if method.max_samples is not None:
-            eligible = eligible[: method.max_samples]
-        attacks = [a for a in suite.attacks if a.modality == modality
+            eligible = _first_of_each_role(eligible, method.max_samples)
+        attacks = [a for a in suite.attacks if a.modality == cls.modality
                    and (method.attacks is None or a.label in method.attacks)]
         for sample in eligible:
+            # A generation mark writes its positives from prompts; human texts serve it
+            # as extra negatives only (detected with the same key, never marked).
+            negatives_only = cls.generates and sample.role == "item"
+            polarities = (False,) if negatives_only else (True, False)
             caches = cache_paths(run_dir, sample, method)
-            clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in (True, False))
-            embed_jobs.append(Job(sample, method, None, clean, *caches))
+            clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in polarities)
+            embed_jobs.append(Job(sample, method, None, clean, *caches, negatives_only=negatives_only))
             for attack in attacks:
                 cells = tuple(
                     Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
-                    for i, s in enumerate(attack.strengths) for m in (True, False)
+                    for i, s in enumerate(attack.strengths) for m in polarities
                 )
-                attack_jobs.append(Job(sample, method, attack, cells, *caches))
+                attack_jobs.append(Job(sample, method, attack, cells, *caches, negatives_only=negatives_only))
     return embed_jobs, attack_jobs
+
+
+def _first_of_each_role(samples: list[Sample], n: int) -> list[Sample]:
+    """The first ``n`` samples of each role (prompts and human texts are capped apart)."""
+    counts: dict[str, int] = {}
+    kept = []
+    for s in samples:
+        counts[s.role] = counts.get(s.role, 0) + 1
+        if counts[s.role] <= n:
+            kept.append(s)
+    return kept
 
 
 def attack_seed(seed: int, sample: Sample, attack_label: str, strength_index: int) -> list[int]:

@@ -56,9 +56,11 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
         original = kind.load(job.sample.source)
     except Exception as exc:  # a bad sample: every cell of the job says why
         return failed_job(job, _error_text(exc, ctx.debug))
-    method = registry.method_instance(job.method.name)
+    method = registry.method_instance(job.method.name, job.method.params)
     if job.attack is None:
         return _run_embed(job, ctx, method, kind, original)
+    if job.negatives_only:
+        return [_run_cell(job, cell, ctx, method, kind, original, original) for cell in job.cells]
     try:
         marked = kind.load(job.marked_cache)
         negative = kind.load(job.negative_cache) if method.generates else original
@@ -70,6 +72,8 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
 
 def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original: Any) -> list[Record]:
     """Embed (and, for generation marks, generate the unmarked twin); cache; detect both."""
+    if job.negatives_only:  # a human text under a generation mark: detect it as it is
+        return [_run_cell(job, cell, ctx, method, kind, original, original) for cell in job.cells]
     t0 = time.perf_counter()
     try:
         marked = method.embed(original, job.method.key)
@@ -95,15 +99,15 @@ def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original:
         if cell.marked:
             extra["embed_seconds"] = round(embed_seconds, 4)
         records.append(_record(job, cell, **_detection_fields(detection, ctx.alpha),
-                               **kind.quality(original, item, item), seconds=seconds, extra=extra or None))
+                               **kind.quality(_reference(method, original, item), item), seconds=seconds,
+                               extra=extra or None))
     return records
 
 
 def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.random.Generator) -> Any:
     """Run the attack's steps in order (one step unless it is a chain), checking each output."""
-    assert job.attack is not None
     out = item
-    for step in job.attack.steps:
+    for step in job.attack.steps if job.attack else ():
         out = registry.get_attack(step.attack)(out, strength if step.strength is None else step.strength, rng)
         problem = kind.problem(out)
         if problem:
@@ -122,8 +126,15 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     return _record(job, cell, **_detection_fields(detection, ctx.alpha),
-                   **kind.quality(original, unattacked, attacked), seconds=seconds,
+                   **kind.quality(_reference(method, original, unattacked), attacked), seconds=seconds,
                    extra=dict(detection.extra) or None)
+
+
+def _reference(method: Any, original: Any, unattacked: Any) -> Any:
+    """What quality is measured against: the clean original for a mark added to an
+    item (so embedding cost counts), the unattacked generation for a generated one
+    (a prompt is no reference for the text that continues it)."""
+    return unattacked if method.generates else original
 
 
 def _detect(method: Any, item: Any, key: str) -> Detection:
@@ -137,6 +148,7 @@ def _detection_fields(detection: Any, alpha: float) -> dict[str, Any]:
     return dict(
         score=detection.score, p_value=detection.p_value, detected=detection.p_value < alpha,
         bits_matched=detection.bits_matched, bits_total=detection.bits_total,
+        tokens=detection.extra.get("tokens_scored"),
     )
 
 

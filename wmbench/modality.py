@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-QualityFn = Callable[[Any, Any, Any], dict[str, float | None]]
+QualityFn = Callable[[Any, Any], dict[str, float | None]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Modality:
     load: Callable[[str], Any]  # sample source -> item; raises SampleError
     save: Callable[[Any, Path], None]  # atomic write into the run cache
     problem: Callable[[Any], str | None]  # why an attack's output breaks the contract, or None
-    quality: QualityFn  # (original, unattacked, attacked) -> metrics
+    quality: QualityFn  # (reference, attacked) -> metrics
 
 
 def _image_problem(item: Any) -> str | None:
@@ -33,11 +33,11 @@ def _image_problem(item: Any) -> str | None:
     return f"returned {got}, not uint8 HxWx3"
 
 
-def _image_quality(original: Any, unattacked: Any, attacked: Any) -> dict[str, float | None]:
+def _image_quality(reference: Any, attacked: Any) -> dict[str, float | None]:
     """Against the clean original: the damage of embedding and attack together."""
     from wmbench.image.quality import psnr, ssim
 
-    return {"psnr": psnr(original, attacked), "ssim": ssim(original, attacked)}
+    return {"psnr": psnr(reference, attacked), "ssim": ssim(reference, attacked)}
 
 
 def _image() -> Modality:
@@ -46,7 +46,27 @@ def _image() -> Modality:
     return Modality("image", ".png", load_image, save_png, _image_problem, _image_quality)
 
 
-_FACTORIES: dict[str, Callable[[], Modality]] = {"image": _image}
+def _text_problem(item: Any) -> str | None:
+    return None if isinstance(item, str) else f"returned {type(item).__name__}, not str"
+
+
+def _text_quality(reference: Any, attacked: Any) -> dict[str, float | None]:
+    """Perplexity under the reference LM; semantic similarity to the reference text.
+
+    A missing similarity backend leaves the column empty (never an invented value).
+    """
+    from wmbench.text.quality import perplexity, similarity
+
+    return {"perplexity": perplexity(attacked), "similarity": similarity(reference, attacked)}
+
+
+def _text() -> Modality:
+    from wmbench.text.io import load_text, save_text
+
+    return Modality("text", ".txt", load_text, save_text, _text_problem, _text_quality)
+
+
+_FACTORIES: dict[str, Callable[[], Modality]] = {"image": _image, "text": _text}
 _cache: dict[str, Modality] = {}
 
 

@@ -22,7 +22,7 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from wmbench.api import AttackSpec, Watermarker
 from wmbench.errors import WmbenchError
@@ -84,8 +84,6 @@ def _load_entry_points() -> None:
     if _loaded_entry_points:
         return
     _loaded_entry_points = True
-    import wmbench.image.methods  # noqa: F401  built-in image methods
-
     for group in (METHOD_GROUP, ATTACK_GROUP):
         for ep in importlib.metadata.entry_points(group=group):
             dist = ep.dist.name if ep.dist is not None else "?"
@@ -166,11 +164,12 @@ def get_method(name: str) -> type[Watermarker]:
     return known[name]
 
 
-_instances: dict[str, Watermarker] = {}
+_instances: dict[tuple[str, tuple[tuple[str, Any], ...]], Watermarker] = {}
 
 
-def method_instance(name: str) -> Watermarker:
-    """One instance per process: methods may load models in ``__init__``."""
-    if name not in _instances:
-        _instances[name] = get_method(name)()
-    return _instances[name]
+def method_instance(name: str, params: tuple[tuple[str, Any], ...] = ()) -> Watermarker:
+    """One instance per process and settings: methods may load models in ``__init__``."""
+    key = (name, tuple(sorted(params)))
+    if key not in _instances:
+        _instances[key] = get_method(name)(**dict(params))
+    return _instances[key]

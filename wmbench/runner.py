@@ -26,7 +26,7 @@ from typing import Callable
 from wmbench import registry
 from wmbench.cells import Job, plan
 from wmbench.execute import RunContext, failed_job, limit_threads, run_job
-from wmbench.samples import discover_images
+from wmbench.samples import discover_images, discover_prompts, discover_texts
 from wmbench.store import Record, Store
 from wmbench.suite import Suite
 
@@ -129,7 +129,9 @@ def run_suite(
         if retry_failed:
             store.delete_failed()
         seconds_before = float(store.meta().get("seconds", 0.0)) if resume else 0.0
-        samples = discover_images(suite.image_sources, suite.base_dir)
+        samples = (discover_images(suite.image_sources, suite.base_dir)
+                   + discover_texts(suite.text_sources, suite.base_dir)
+                   + discover_prompts(suite.prompt_sources, suite.base_dir))
         if not samples:
             raise SuiteError(f"{suite.path}: samples: the suite names no sample; add e.g. images = [\"builtin:images\"]")
         embed_jobs, attack_jobs = plan(suite, samples, run_dir)
@@ -192,7 +194,8 @@ class _Executor:
         first: list[Job] = []
         for job in sorted(embed_jobs, key=cost):
             todo = self._todo(job)
-            needs_cache = job.embed_id in followers and not Path(job.marked_cache).is_file()
+            needs_cache = (job.embed_id in followers and not job.negatives_only
+                           and not Path(job.marked_cache).is_file())
             if todo or needs_cache:
                 first.append(todo or job)
             else:  # embedded in an earlier run: its attack jobs can start at once
@@ -208,7 +211,7 @@ class _Executor:
         if job.attack is not None:
             return []
         nexts = followers.pop(job.embed_id, [])
-        if nexts and not Path(job.marked_cache).is_file():
+        if nexts and not job.negatives_only and not Path(job.marked_cache).is_file():
             error = next((r.error for r in records if r.error), "embedding produced no item")
             for follower in nexts:
                 self._store(failed_job(follower, error))

@@ -65,6 +65,53 @@ def discover_images(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
     return _unique_ids(samples)
 
 
+TEXT_SUFFIXES = (".txt",)
+
+
+def discover_texts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
+    """Human texts: ``builtin:texts`` (samples/texts/human) and .txt files or folders."""
+    from wmbench.text.corpus import samples_dir
+
+    samples: list[Sample] = []
+    for source in sources:
+        folder = samples_dir() / "human" if source == "builtin:texts" else (base_dir / source).resolve()
+        for f in _text_files(folder):
+            samples.append(Sample(id=f.name, modality="text", source=str(f)))
+    return _unique_ids(samples)
+
+
+def discover_prompts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
+    """Prompts: one per line of a .txt file, or one per .txt file of a folder."""
+    from wmbench.text.corpus import samples_dir
+
+    samples: list[Sample] = []
+    for source in sources:
+        path = samples_dir() / "prompts.txt" if source == "builtin:prompts" else (base_dir / source).resolve()
+        if path.is_dir():
+            for f in _text_files(path):
+                samples.append(Sample(id=f.name, modality="text", source=str(f), role="prompt"))
+            continue
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(f"{path}: cannot read prompts: {exc}") from None
+        for n, line in enumerate(lines, start=1):
+            if line.strip():
+                samples.append(Sample(id=f"{path.stem}:{n}", modality="text", source=f"{path}#L{n}", role="prompt"))
+    return _unique_ids(samples)
+
+
+def _text_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SuiteError(f"{path}: folder or file not found")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
+    if not files:
+        raise SuiteError(f"{path}: no .txt files in this folder")
+    return files
+
+
 def _unique_ids(samples: list[Sample]) -> list[Sample]:
     seen: dict[str, int] = {}
     out = []
@@ -73,7 +120,8 @@ def _unique_ids(samples: list[Sample]) -> list[Sample]:
             continue  # the same file listed twice counts once
         n = seen.get(s.id, 0)
         seen[s.id] = n + 1
-        out.append(s if n == 0 else Sample(id=f"{s.id}#{n + 1}", modality=s.modality, source=s.source))
+        out.append(s if n == 0 else Sample(id=f"{s.id}#{n + 1}", modality=s.modality, source=s.source,
+                                           role=s.role))
     return out
 
 

@@ -25,6 +25,7 @@ class MethodConfig:
     key: str
     max_samples: int | None = None  # rivaGan costs ~2 s per call: let a suite cap its samples
     attacks: tuple[str, ...] | None = None  # None: every attack of the suite; else these labels
+    params: tuple[tuple[str, Any], ...] = ()  # the method's own settings (gamma, delta, ...)
 
     @property
     def label(self) -> str:
@@ -57,6 +58,8 @@ class Suite:
     seed: int
     alpha: float
     image_sources: tuple[str, ...]
+    text_sources: tuple[str, ...]
+    prompt_sources: tuple[str, ...]
     methods: tuple[MethodConfig, ...]
     attacks: tuple[AttackConfig, ...]
     plugins: tuple[Path, ...]
@@ -126,27 +129,18 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
             raise SuiteError(f"{label}: {exc}") from None
 
     samples = _expect(data.get("samples", {}), dict, at("[samples]"), "a table")
-    _check_keys(samples, {"images"}, at("[samples]"))
-    image_sources = tuple(
-        _expect(s, str, at(f"samples.images[{i}]"), "a string")
-        for i, s in enumerate(_expect(samples.get("images", []), list, at("samples.images"), "a list"))
-    )
-    for i, source in enumerate(image_sources):
-        if source.startswith("builtin:"):
-            if source != "builtin:images":
-                raise SuiteError(f"{at(f'samples.images[{i}]')}: unknown built-in {source!r}; valid: builtin:images")
-        elif not (base_dir / source).exists():
-            raise SuiteError(f"{at(f'samples.images[{i}]')}: folder or file not found: {base_dir / source}")
+    _check_keys(samples, set(_SAMPLE_KINDS), at("[samples]"))
+    sources = {kind: _parse_sources(samples, kind, base_dir, at) for kind in _SAMPLE_KINDS}
 
     methods = tuple(_parse_method(m, at(f"methods[{i}]")) for i, m in
                     enumerate(_expect(data.get("methods", []), list, at("methods"), "an array of tables")))
     if not methods:
         raise SuiteError(f"{at('methods')}: the suite names no method; add a [[methods]] table")
-    seen_methods: set[tuple[str, str]] = set()
+    seen_methods: set[tuple[str, str, tuple]] = set()
     for i, m in enumerate(methods):
-        if (m.name, m.key) in seen_methods:
+        if (m.name, m.key, m.params) in seen_methods:
             raise SuiteError(f"{at(f'methods[{i}]')}: method {m.name!r} with key {m.key!r} appears twice")
-        seen_methods.add((m.name, m.key))
+        seen_methods.add((m.name, m.key, m.params))
     attacks = tuple(_parse_attack(a, at(f"attacks[{i}]")) for i, a in
                     enumerate(_expect(data.get("attacks", []), list, at("attacks"), "an array of tables")))
     labels = [a.label for a in attacks]
@@ -160,23 +154,48 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
             if lab not in labels:
                 raise SuiteError(f"{at(f'methods[{i}].attacks[{j}]')}: {lab!r} is not an attack of this suite; "
                                  f"valid: {', '.join(labels)}")
-    if image_sources and not any(registry.get_method(m.name).modality == "image" for m in methods):
-        raise SuiteError(f"{at('methods')}: the suite has image samples but no image method")
+    modalities = {registry.get_method(m.name).modality for m in methods}
+    for kind, modality in _SAMPLE_KINDS.items():
+        if sources[kind] and modality not in modalities:
+            raise SuiteError(f"{at('methods')}: the suite has {kind} samples but no {modality} method")
 
     return Suite(
-        name=name, seed=seed, alpha=float(alpha), image_sources=image_sources, methods=methods,
+        name=name, seed=seed, alpha=float(alpha), image_sources=sources["images"],
+        text_sources=sources["texts"], prompt_sources=sources["prompts"], methods=methods,
         attacks=attacks, plugins=tuple(plugin_paths), text=text, path=label, base_dir=base_dir,
     )
 
 
+_SAMPLE_KINDS = {"images": "image", "texts": "text", "prompts": "text"}
+_BUILTINS = {"images": "builtin:images", "texts": "builtin:texts", "prompts": "builtin:prompts"}
+
+
+def _parse_sources(samples: dict[str, Any], kind: str, base_dir: Path, at: Any) -> tuple[str, ...]:
+    entries = _expect(samples.get(kind, []), list, at(f"samples.{kind}"), "a list")
+    for i, source in enumerate(entries):
+        where = at(f"samples.{kind}[{i}]")
+        _expect(source, str, where, "a string")
+        if source.startswith("builtin:"):
+            if source != _BUILTINS[kind]:
+                raise SuiteError(f"{where}: unknown built-in {source!r}; valid: {_BUILTINS[kind]}")
+        elif not (base_dir / source).exists():
+            raise SuiteError(f"{where}: folder or file not found: {base_dir / source}")
+    return tuple(entries)
+
+
 def _parse_method(table: Any, where: str) -> MethodConfig:
     _expect(table, dict, where, "a table")
-    _check_keys(table, {"name", "key", "max_samples", "attacks"}, where)
     name = _expect(table.get("name"), str, f"{where}.name", "a method name")
     try:
-        registry.get_method(name)
+        cls = registry.get_method(name)
     except registry.RegistryError as exc:
         raise SuiteError(f"{where}.name: {exc}") from None
+    _check_keys(table, {"name", "key", "max_samples", "attacks", *cls.parameters}, where)
+    params = []
+    for pname, default in sorted(cls.parameters.items()):
+        if pname in table:
+            kind = (int, float) if isinstance(default, float) else type(default)
+            params.append((pname, _expect(table[pname], kind, f"{where}.{pname}", f"a {type(default).__name__}")))
     key = _expect(table.get("key", "wmbench"), str, f"{where}.key", "a string")
     max_samples = table.get("max_samples")
     if max_samples is not None:
@@ -189,7 +208,7 @@ def _parse_method(table: Any, where: str) -> MethodConfig:
         for j, label in enumerate(only):
             _expect(label, str, f"{where}.attacks[{j}]", "an attack name")
         only = tuple(only)
-    return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only)
+    return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only, params=tuple(params))
 
 
 def _parse_attack(table: Any, where: str) -> AttackConfig:

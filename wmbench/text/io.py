@@ -15,8 +15,23 @@ from wmbench.errors import SampleError
 MAX_TEXT_BYTES = 1_000_000
 
 
-def load_text(path: str) -> str:
-    """The file's text, or :class:`SampleError` with a one-line reason."""
+def load_text(source: str) -> str:
+    """The text of a file, or of one line of it (``path#L3``, how prompts are named).
+
+    Raises :class:`SampleError` with a one-line reason.
+    """
+    path, _, line = source.rpartition("#L") if "#L" in source else (source, "", "")
+    text = _read_file(path)
+    if line:
+        lines = text.splitlines()
+        n = int(line)
+        if not 1 <= n <= len(lines) or not lines[n - 1].strip():
+            raise SampleError(f"{Path(path).name}: line {n} is not a prompt (missing or blank)")
+        return lines[n - 1]
+    return text
+
+
+def _read_file(path: str) -> str:
     name = Path(path).name
     try:
         size = os.path.getsize(path)
