@@ -101,7 +101,7 @@ def test_embed_too_small_image_is_a_user_error(cli: Cli, tmp_path: Path) -> None
 
 def test_unknown_method(cli: Cli, tmp_path: Path, astronaut_path: Path) -> None:
     code, out, err = cli("embed", "--method", "dwtdct", "--key", "k", astronaut_path, tmp_path / "o.png")
-    assert_one_line_error(code, err, "--method", "'dwtdct'", "dwtDct, dwtDctSvd, rivaGan")
+    assert_one_line_error(code, err, "--method", "'dwtdct'", "dwtDct, dwtDctSvd, ", "rivaGan")
     assert out == "" and not (tmp_path / "o.png").exists()
 
 

@@ -91,7 +91,7 @@ def test_alpha_out_of_range(base: Path, alpha: str) -> None:
         (HEAD + "colour = 1\n", "methods[0]", "colour"),
         (HEAD.replace('name = "t"', 'name = "t"\nnmae = "x"'), "[suite]", "nmae"),
         ("extra = 1\n" + HEAD, "top level", "extra"),
-        (HEAD.replace('images = ["imgs"]', 'images = ["imgs"]\ntexts = []'), "[samples]", "texts"),
+        (HEAD.replace('images = ["imgs"]', 'images = ["imgs"]\nvideos = []'), "[samples]", "videos"),
         (HEAD + '[[attacks]]\nname = "jpeg"\nstrength = [50]\n', "attacks[0]", "strength"),
         (HEAD + '[[attacks]]\nname = "c"\nchain = [{attack = "jpeg"}, {attack = "flip", level = 1}]\n',
          "attacks[0].chain[1]", "level"),

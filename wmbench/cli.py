@@ -50,13 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list registered methods, attacks or built-in samples")
     lister.add_argument("what", choices=("methods", "attacks", "samples"))
 
-    for name, text in (("embed", "watermark one image"), ("detect", "detect a watermark in one image")):
+    for name, text in (("embed", "watermark one image or text (a prompt file for generation marks)"),
+                       ("detect", "detect a watermark in one image or text file")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--method", required=True, help="method name (see `wmbench list methods`)")
         p.add_argument("--key", required=True, help="watermark key (the payload is derived from it)")
         p.add_argument("input", type=Path)
         if name == "embed":
-            p.add_argument("output", type=Path, help="output image (PNG recommended: lossless)")
+            p.add_argument("output", type=Path, help="output file (for images PNG: lossless)")
         else:
             p.add_argument("--alpha", type=float, default=0.01, help="p-value threshold (default 0.01)")
     return parser
@@ -204,34 +205,40 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_item(path: Path):  # noqa: ANN202 - image array
+def _load_item(path: Path, modality_name: str):  # noqa: ANN202 - an image array or a str
     from wmbench.errors import SampleError
-    from wmbench.samples import load_image
+    from wmbench.modality import modality
 
     if not path.is_file():
         raise WmbenchError(f"{path}: file not found")
     try:
-        return load_image(str(path))
+        return modality(modality_name).load(str(path))
     except SampleError as exc:
         raise WmbenchError(str(exc)) from None
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     method = _method(args.method)
-    image = _load_item(args.input)
+    item = _load_item(args.input, method.modality)
     try:
-        marked = method.embed(image, args.key)
+        marked = method.embed(item, args.key)
     except ValueError as exc:
         raise WmbenchError(f"{args.input}: {exc}") from None
     try:
-        Image.fromarray(marked).save(args.output)
-    except (OSError, ValueError) as exc:
-        raise WmbenchError(f"{args.output}: cannot write image: {exc}") from None
-    from wmbench.image.quality import psnr
+        if method.modality == "image":
+            from PIL import Image
 
-    print(json.dumps({"output": str(args.output), "method": args.method, "psnr": round(psnr(image, marked), 2)}))
+            Image.fromarray(marked).save(args.output)
+        else:
+            args.output.write_text(marked, encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise WmbenchError(f"{args.output}: cannot write: {exc}") from None
+    report = {"output": str(args.output), "method": args.method}
+    if method.modality == "image":
+        from wmbench.image.quality import psnr
+
+        report["psnr"] = round(psnr(item, marked), 2)
+    print(json.dumps(report))
     return 0
 
 
@@ -239,15 +246,16 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise WmbenchError(f"--alpha: must lie strictly between 0 and 1, got {args.alpha}")
     method = _method(args.method)
-    image = _load_item(args.input)
+    item = _load_item(args.input, method.modality)
     try:
-        detection = method.detect(image, args.key)
+        detection = method.detect(item, args.key)
     except ValueError as exc:
         raise WmbenchError(f"{args.input}: {exc}") from None
     print(json.dumps({
         "input": str(args.input), "method": args.method, "score": detection.score,
         "p_value": detection.p_value, "detected": detection.p_value < args.alpha, "alpha": args.alpha,
         "bits_matched": detection.bits_matched, "bits_total": detection.bits_total,
+        **{k: v for k, v in detection.extra.items() if k != "soft"},
     }))
     return 0
 
