@@ -79,8 +79,9 @@ class _GreenListGeneration(Watermarker):
             masks: dict[int, np.ndarray] = {}
 
             def processor(history: np.ndarray, logits: np.ndarray) -> np.ndarray:
-                generated = self.vocab_hashes[history[start:]]
-                context = context_hashes(np.append(generated, np.uint64(0)), self.width)[-1]
+                # the context of the next token: the last `width` generated tokens
+                recent = self.vocab_hashes[history[max(start, len(history) - self.width):]]
+                context = context_hashes(np.append(recent, np.uint64(0)), self.width)[-1]
                 mask = masks.get(int(context))
                 if mask is None:
                     mask = masks[int(context)] = green_mask(context, self.vocab_hashes, k, self.gamma)
