@@ -1,4 +1,4 @@
-"""Report: aggregation counts, HTML safety (escaping, no network) and a real browser render."""
+"""Report: aggregation counts (images and text), HTML safety (escaping, no network) and a real browser render."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from wmbench.report import failures, summarize, summarize_methods, write_report
 from wmbench.report.aggregate import NO_P_VALUE, finite_mean
-from wmbench.report.html import render_report, robustness_chart
+from wmbench.report.html import negative_pools, render_report, robustness_chart
 from wmbench.store import Record, Store
 
 ALPHA = 0.01
@@ -39,6 +39,67 @@ def miss(**kw: Any) -> Record:
 def failed(message: str = "boom", **kw: Any) -> Record:
     return rec(**{"score": None, "p_value": None, "detected": None, "bits_matched": None,
                   "psnr": None, "ssim": None, "error": message, **kw})
+
+
+def trec(**kw: Any) -> Record:
+    """A detected, marked clean text cell of the generation mark kgw unless told otherwise."""
+    values: dict[str, Any] = dict(
+        modality="text", method="kgw", sample="prompts:1", score=9.0, p_value=1e-12, detected=True,
+        bits_matched=None, bits_total=None, psnr=None, ssim=None, perplexity=60.0, similarity=1.0, tokens=200,
+        extra={"tokens_scored": 200, "green": 130, "gamma": 0.25, "z": 9.0})
+    values.update(kw)
+    return rec(**values)
+
+
+def tneg(**kw: Any) -> Record:
+    """An undetected unmarked text cell."""
+    return trec(**{"marked": False, "score": 0.1, "p_value": 0.46, "detected": False, "perplexity": 40.0,
+                   "extra": {"tokens_scored": 190, "green": 48, "gamma": 0.25, "z": 0.1}, **kw})
+
+
+# Prompt and human ids chosen so that no id heuristic could sort them: a prompt file
+# without ":" and a human text with one. Only "has a marked cell under this method" tells.
+PROMPTS = ("prompts:1", "prompts:2", "story.txt")
+HUMANS = ("01_lentil_soup.txt", "notes:2")
+EVIL_TXT = "<script>alert(3)</script>.txt"
+
+
+def kgw_records(method: str = "kgw", similarity: bool = True) -> list[Record]:
+    """A generation mark: marked + unmarked generations of three prompts, two human texts as
+    negatives only (one of them a false positive), and a two-strength text attack."""
+    sim = (lambda v: v) if similarity else (lambda v: None)
+    out: list[Record] = []
+    for p in PROMPTS:
+        out += [trec(method=method, sample=p, perplexity=60.0, similarity=sim(1.0), extra={
+                    "tokens_scored": 200, "green": 130, "gamma": 0.25, "z": 9.0, "embed_seconds": 0.05}),
+                tneg(method=method, sample=p, perplexity=40.0, similarity=sim(1.0))]
+        for i, strength in enumerate((0.1, 0.3)):
+            common = dict(method=method, sample=p, attack="word_swap", strength=strength, strength_index=i)
+            hit = i == 0 or p == PROMPTS[0]
+            out += [(trec if hit else tneg)(perplexity=80.0 + 10 * i, similarity=sim(0.9 - 0.2 * i), tokens=180,
+                                            marked=True, **common),
+                    tneg(perplexity=70.0, similarity=sim(0.95 - 0.2 * i), **common)]
+    out += [tneg(method=method, sample=HUMANS[0], perplexity=100.0, similarity=sim(1.0)),
+            tneg(method=method, sample=HUMANS[1], perplexity=120.0, similarity=sim(1.0), p_value=1e-4,
+                 detected=True)]
+    for h in HUMANS:
+        for i, strength in enumerate((0.1, 0.3)):
+            out.append(tneg(method=method, sample=h, attack="word_swap", strength=strength, strength_index=i,
+                            perplexity=130.0, similarity=sim(0.9)))
+    return out
+
+
+def lexical_records() -> list[Record]:
+    """A mark added to human texts: every sample is marked and unmarked (no unpaired negative)."""
+    out: list[Record] = []
+    for n, sample in enumerate(("01_lentil_soup.txt", "02_night_train.txt", EVIL_TXT)):
+        extra = {"tokens_scored": 18 + n, "green": 15, "gamma": 0.5, "z": 3.1, "words": 80 + 10 * n,
+                 "substitutable": 18 + n, "thesaurus": "WordNet 3.0"}
+        out += [trec(method="lexical", sample=sample, perplexity=66.0, similarity=0.96, tokens=18 + n,
+                     extra={**extra, "embed_seconds": 0.7}),
+                tneg(method="lexical", sample=sample, perplexity=60.0, similarity=1.0, tokens=20,
+                     extra={**extra, "z": 0.2})]
+    return out
 
 
 # -- aggregation --------------------------------------------------------------------
@@ -132,11 +193,77 @@ def test_empty_input() -> None:
     assert summarize([], ALPHA) == [] and summarize_methods([], ALPHA) == [] and failures([]) == []
 
 
+# -- text ---------------------------------------------------------------------------
+
+def test_generation_mark_fpr_split_by_negative_pool() -> None:
+    clean, weak, strong = summarize(kgw_records(), ALPHA)
+    assert (clean.attack, weak.strength, strong.strength) == ("none", 0.1, 0.3)
+    # Pooled: 3 unmarked generations + 2 human texts, one human text a false positive.
+    assert (clean.fpr.k, clean.fpr.n) == (1, 5)
+    assert (clean.fpr_paired.k, clean.fpr_paired.n) == (0, 3)      # prompts:1, prompts:2, story.txt
+    assert (clean.fpr_unpaired.k, clean.fpr_unpaired.n) == (1, 2)  # 01_lentil_soup.txt, notes:2
+    assert (strong.tpr.k, strong.tpr.n, strong.fpr_paired.n, strong.fpr_unpaired.n) == (1, 3, 3, 2)
+    [s] = summarize_methods(kgw_records(), ALPHA)
+    assert (s.samples, s.unpaired_samples, s.paired_samples, s.has_unpaired) == (5, 2, 3, True)
+    assert (s.clean_fpr_paired.n, s.clean_fpr_unpaired.k, s.clean_fpr_unpaired.n) == (3, 1, 2)
+
+
+def test_failed_marked_cell_still_makes_its_sample_paired() -> None:
+    records = [failed(modality="text", method="kgw", sample="p"), tneg(sample="p"), tneg(sample="h")]
+    [row] = summarize(records, ALPHA)
+    assert (row.tpr.n, row.errors, row.fpr_paired.n, row.fpr_unpaired.n) == (0, 1, 1, 1)
+
+
+def test_text_quality_means_per_pool() -> None:
+    clean, _, strong = summarize(kgw_records(), ALPHA)
+    assert (clean.mean_perplexity, clean.mean_perplexity_unmarked, clean.mean_perplexity_unpaired) == (60, 40, 110)
+    assert (clean.mean_similarity, clean.mean_tokens) == (1.0, 200)
+    assert (strong.mean_perplexity, strong.mean_perplexity_unmarked, strong.mean_perplexity_unpaired) == (90, 70, 130)
+    assert strong.mean_similarity == pytest.approx(0.7)
+    assert strong.mean_similarity_unmarked == pytest.approx(0.75)  # paired twins only: the attack's damage
+    assert (clean.mean_psnr, clean.mean_ssim, clean.mean_bits) == (None, None, None)
+    assert clean.mean_substitutable is None  # only the lexical detector reports it
+    [lex] = summarize(lexical_records(), ALPHA)
+    assert (lex.mean_substitutable, lex.mean_words, lex.mean_tokens) == (19.0, 90.0, 19.0)
+    assert lex.fpr_unpaired.n == 0 and lex.fpr_paired == lex.fpr
+
+
+def test_text_method_summary_reports_marking_cost() -> None:
+    [kgw] = summarize_methods(kgw_records(), ALPHA)
+    assert (kgw.embed_perplexity, kgw.clean_perplexity_unmarked, kgw.clean_perplexity_unpaired) == (60, 40, 110)
+    assert kgw.perplexity_ratio == pytest.approx(1.5)
+    assert (kgw.clean_tokens, kgw.embed_psnr, kgw.embed_seconds) == (200, None, pytest.approx(0.05))
+    assert kgw.settings == (("gamma", "0.25"),)
+    [lex] = summarize_methods(lexical_records(), ALPHA)
+    assert (lex.has_unpaired, lex.embed_similarity, lex.embed_perplexity) == (False, pytest.approx(0.96), 66)
+    assert lex.perplexity_ratio == pytest.approx(1.1)
+    assert lex.settings == (("gamma", "0.5"), ("thesaurus", "WordNet 3.0"))
+
+
+def test_image_negatives_are_all_paired() -> None:
+    [row] = summarize([rec(), miss(marked=False), rec(marked=False)], ALPHA)
+    assert row.fpr_paired == row.fpr and row.fpr_unpaired.n == 0
+    assert (row.mean_perplexity, row.mean_similarity, row.mean_tokens) == (None, None, None)
+    [s] = summarize_methods([rec(), miss(marked=False)], ALPHA)
+    assert (s.has_unpaired, s.unpaired_samples, s.perplexity_ratio) == (False, 0, None)
+
+
+def test_chart_of_a_generation_mark_draws_fpr_per_pool() -> None:
+    rows = [r for r in summarize(kgw_records(), ALPHA) if not r.is_clean]
+    pools = negative_pools("text")
+    chart = robustness_chart("word_swap", rows, ALPHA, pools)
+    assert [(s.name, s.css) for s in chart.series] == [
+        ("TPR", "tpr"), ("FPR unmarked generations", "fpr"), ("FPR human texts", "fpr-alt")]
+    assert [len(s.markers) for s in chart.series] == [2, 2, 2]
+    assert [s.name for s in robustness_chart("word_swap", rows, ALPHA).series] == ["TPR", "FPR"]
+
+
 # -- HTML ---------------------------------------------------------------------------
 
 def sample_records() -> list[Record]:
-    """Two methods, two attacks with three strengths, an evil sample name and one failure."""
-    out: list[Record] = []
+    """Image methods (two attacks, three strengths, an evil sample name, one failure) after
+    text methods: a generation mark with human negatives, one without similarity, lexical."""
+    out: list[Record] = kgw_records() + kgw_records("unigram", similarity=False) + lexical_records()
     samples = ["astronaut.png", "coffee.png", EVIL]
     attacks = {"jpeg": [90, 70, 50], "gaussian_noise": [0.01, 0.03, 0.06]}
     for method, robust in (("dwtDct", 0), ("rivaGan", 1)):
@@ -210,6 +337,77 @@ def test_report_shows_failures_metadata_and_tables(report: Path) -> None:
         assert text in html, text
 
 
+def method_section(html: str, method: str) -> str:
+    """The HTML of one method's section."""
+    for match in re.finditer(r'<section id="method-\d+">.*?</section>', html, re.S):
+        if f"<h2>{method}<span" in match.group(0):
+            return match.group(0)
+    raise AssertionError(f"no section for {method}")
+
+
+def headers(section: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th\b[^>]*>(.*?)</th>", section, re.S)]
+
+
+def test_report_groups_overview_by_modality(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    overview = re.search(r'<section id="overview">.*?</section>', html, re.S).group(0)
+    images, text = overview.index('id="overview-image"'), overview.index('id="overview-text"')
+    assert images < text  # images first although the store holds the text cells first
+    image_part, text_part = overview[images:text], overview[text:]
+    assert "Embed PSNR" in image_part and "Perplexity" not in image_part
+    assert "Embed PSNR" not in text_part
+    for column in ("Perplexity marked", "Perplexity unmarked", "Ratio", "Similarity to original",
+                   "Tokens scored", "Clean FPR unmarked", "Clean FPR human texts"):
+        assert column in text_part, column
+    assert ">3 + 2<" in text_part  # kgw: 3 prompts + 2 human texts
+    assert "1.50" in text_part and "0.960" in text_part  # kgw's perplexity ratio, lexical's similarity
+    # Method sections follow the same order: every image method before every text method.
+    order = re.findall(r'<section id="method-\d+">\s*<h2>(\w+)<span', html)
+    assert order == ["dwtDct", "rivaGan", "kgw", "unigram", "lexical"]
+    assert re.search(r'<section id="method-0">\s*<h2>dwtDct', html)
+
+
+def test_method_tables_show_the_columns_of_their_modality(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    image = headers(method_section(html, "dwtDct"))
+    assert {"PSNR", "SSIM", "PSNR unmarked", "Bits matched"} <= set(image)
+    assert not any("Perplexity" in h or "Similarity" in h or "Tokens" in h for h in image)
+    assert "Refused" not in image  # no refused cell: the empty column is left out
+
+    kgw = method_section(html, "kgw")
+    assert headers(kgw)[2:5] == ["TPR [95 % CI]", "FPR unmarked gen. [95 % CI]", "FPR human texts [95 % CI]"]
+    assert {"Perplexity", "Perplexity unmarked gen.", "Perplexity human", "Similarity", "Similarity unmarked",
+            "Tokens scored"} <= set(headers(kgw))
+    assert not any(h.startswith(("PSNR", "SSIM", "Bits", "Substitutable")) for h in headers(kgw))
+    assert "3 + 2" in kgw and "generation mark" in kgw
+    assert "FPR on unmarked generations" in kgw and "FPR on human texts" in kgw  # chart legend
+    assert 'class="series fpr-alt"' in kgw
+
+    unigram = headers(method_section(html, "unigram"))  # no similarity model: no similarity column
+    assert "Perplexity" in unigram and not any("Similarity" in h for h in unigram)
+
+    lexical = method_section(html, "lexical")
+    assert "FPR [95 % CI]" in headers(lexical) and "FPR human texts [95 % CI]" not in headers(lexical)
+    assert "Substitutable" in headers(lexical) and "90.0 words" in lexical
+    assert "similarity to original <b>0.960</b>" in lexical and "WordNet 3.0" in lexical
+    assert "<script>alert(3)" not in html
+
+
+def test_how_to_read_follows_the_modalities() -> None:
+    images_only = render_report([rec(), miss(marked=False)], {"alpha": ALPHA})
+    text_only = render_report(lexical_records(), {"alpha": ALPHA})
+    assert "PSNR</b> (dB)" in images_only and "perplexity</b>" not in images_only
+    assert "perplexity</b>" in text_only and "human texts</b>" in text_only and "PSNR</b> (dB)" not in text_only
+    assert 'id="overview-text"' in text_only and 'id="overview-image"' not in text_only
+
+
+def test_refused_column_appears_when_a_cell_was_refused() -> None:
+    html = render_report([rec(), miss(p_value=1.0, extra={"refused": "too small"}), miss(marked=False)],
+                         {"alpha": ALPHA})
+    assert "Refused" in headers(method_section(html, "dwtDct"))
+
+
 def test_custom_output_path(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", sample_records(), sample_meta())
     out = write_report(run, tmp_path / "elsewhere" / "r.html")
@@ -276,6 +474,13 @@ def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
             tprs = [float(v) for v in table.locator("tbody td:nth-child(3)").evaluate_all(
                 "cells => cells.map(c => c.getAttribute('data-v'))")]
             assert tprs == sorted(tprs)
+
+            # Both halves of the overview, and a text method's curves with one FPR line per pool.
+            assert page.locator("#overview-image table").is_visible()
+            assert page.locator("#overview-text table").is_visible()
+            kgw = page.locator("section", has=page.locator("h2", has_text="kgw"))
+            assert kgw.locator("figure.chart .series.fpr-alt polyline").count() > 0
+            assert kgw.get_by_text("FPR human texts [95 % CI]").is_visible()
 
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -275,8 +275,9 @@ def test_sample_paths_are_relative_to_the_suite_file(tmp_path: Path, monkeypatch
 def test_builtin_default_suite_loads() -> None:
     suite = load_suite(None)
     assert suite.path == "builtin:default" and suite.name == "default"
-    assert [m.name for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan"]
+    assert [m.name for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan", "unigram", "kgw", "lexical"]
     assert suite.methods[2].max_samples is not None  # rivaGan is slow: the default suite caps it
+    assert suite.text_sources == ("builtin:texts",) and suite.prompt_sources == ("builtin:prompts",)
     labels = [a.label for a in suite.attacks]
     assert len(labels) == len(set(labels)) >= 10
     assert "jpeg" in labels and "crop_then_jpeg" in labels

@@ -11,6 +11,18 @@ Two rules shape this module:
 * marked and unmarked cells are kept apart: marked cells give the detection rate
   (TPR), unmarked ones the *measured* false-positive rate (FPR), which should sit
   near alpha if the method's p-values are honest.
+
+Unmarked cells come in two pools. A *paired* negative is the unmarked twin of a
+marked item: the clean original for a mark added to an existing item, the unmarked
+generation (same prompt, same sampling draws) for a generation mark. An *unpaired*
+negative is a sample the method only ever saw unmarked: a human text that a
+generation mark checks as an extra negative. The records carry no role field, but
+the rule is exact: the planner gives a sample marked cells under a method iff it
+can mark it, so a sample with no marked cell under a method is an unpaired one.
+
+Quality columns depend on the modality: images fill ``psnr``/``ssim``/``bits``,
+text fills ``perplexity``/``similarity``/``tokens``; the others stay None and the
+report hides a column that has no value.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ NONE_ATTACK = "none"
 NO_P_VALUE = "no p-value recorded"
 
 GroupKey = tuple[str, str, str, int]  # modality, method, attack, strength_index
+MethodKey = tuple[str, str]  # modality, method
+DETECTOR_SETTINGS = ("gamma", "thesaurus")  # detection ``extra`` entries shown as method settings
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,9 @@ class Row:
     strength: Any
     strength_index: int
     tpr: Rate  # detected among marked cells that did not fail
-    fpr: Rate  # detected among unmarked cells that did not fail
+    fpr: Rate  # detected among unmarked cells that did not fail (both pools)
+    fpr_paired: Rate  # ... among the paired negatives only (== fpr without unpaired ones)
+    fpr_unpaired: Rate  # ... among the unpaired negatives (human texts of a generation mark); n = 0 if none
     errors: int  # failed cells, marked and unmarked
     refused: int  # marked cells the detector could not read (counted as not detected, p = 1)
     mean_psnr: float | None  # marked item vs clean original: embedding + attack damage
@@ -47,6 +63,15 @@ class Row:
     mean_psnr_unmarked: float | None  # unmarked item vs original: the attack's damage alone
     mean_bits: float | None  # mean payload bits matched on marked items
     bits_total: int | None
+    # Text quality.
+    mean_perplexity: float | None = None  # marked items, under the reference LM
+    mean_perplexity_unmarked: float | None = None  # paired negatives (unmarked generation / original)
+    mean_perplexity_unpaired: float | None = None  # unpaired negatives (human texts of a generation mark)
+    mean_similarity: float | None = None  # marked items vs their reference
+    mean_similarity_unmarked: float | None = None  # paired negatives vs their reference: the attack alone
+    mean_tokens: float | None = None  # tokens the detector scored, marked items
+    mean_substitutable: float | None = None  # words the detector could score (lexical), marked items
+    mean_words: float | None = None  # all words, marked items (lexical)
 
     @property
     def n_pos(self) -> int:
@@ -75,7 +100,32 @@ class MethodSummary:
     embed_ssim: float | None
     embed_seconds: float | None
     clean_tpr: Rate
-    clean_fpr: Rate
+    clean_fpr: Rate  # both negative pools
+    clean_fpr_paired: Rate  # paired negatives only (== clean_fpr without unpaired ones)
+    clean_fpr_unpaired: Rate  # unpaired negatives only; n = 0 if none
+    unpaired_samples: int = 0  # samples seen only unmarked: human texts under a generation mark
+    embed_perplexity: float | None = None  # marked items, no attack
+    clean_perplexity_unmarked: float | None = None  # paired negatives, no attack
+    clean_perplexity_unpaired: float | None = None  # unpaired negatives, no attack
+    embed_similarity: float | None = None  # marked items vs their reference, no attack
+    clean_tokens: float | None = None  # tokens scored on marked items, no attack
+    settings: tuple[tuple[str, str], ...] = ()  # detector settings reported in ``extra`` (gamma, ...)
+
+    @property
+    def has_unpaired(self) -> bool:
+        """Negatives come in two pools: this is a generation mark checked on human texts too."""
+        return self.unpaired_samples > 0
+
+    @property
+    def paired_samples(self) -> int:
+        return self.samples - self.unpaired_samples
+
+    @property
+    def perplexity_ratio(self) -> float | None:
+        """Marking cost in fluency: perplexity of marked over unmarked (paired) items, no attack."""
+        if self.embed_perplexity is None or not self.clean_perplexity_unmarked:
+            return None
+        return self.embed_perplexity / self.clean_perplexity_unmarked
 
 
 @dataclass(frozen=True)
@@ -130,14 +180,33 @@ def fpr_exceeds_alpha(fpr: Rate, alpha: float) -> bool:
 
 def summarize(records: Iterable[Record], alpha: float, interval: str = "wilson") -> list[Row]:
     """One Row per setting, ordered by method, attack (first seen, "none" first), strength."""
+    records = list(records)
+    paired = paired_samples(records)
     groups = _group(records, lambda r: (r.modality, r.method, r.attack, r.strength_index))
-    return [_row(key, cells, alpha, interval) for key, cells in _ordered(groups)]
+    return [_row(key, cells, alpha, interval, paired[key[:2]]) for key, cells in _ordered(groups)]
 
 
 def summarize_methods(records: Iterable[Record], alpha: float, interval: str = "wilson") -> list[MethodSummary]:
     """One MethodSummary per (modality, method), in first-seen order."""
+    records = list(records)
+    paired = paired_samples(records)
     groups = _group(records, lambda r: (r.modality, r.method))
-    return [_method_summary(key, cells, alpha, interval) for key, cells in groups.items()]
+    return [_method_summary(key, cells, alpha, interval, paired[key]) for key, cells in groups.items()]
+
+
+def paired_samples(records: Iterable[Record]) -> dict[MethodKey, set[str]]:
+    """Per method, the samples that have a marked cell (failed or not): the rest are unpaired.
+
+    Exact rather than guessed from sample ids: the planner gives a sample marked cells
+    under a method iff the method can mark it, and stores a job's cells together, so
+    a prompt never shows up with unmarked cells only.
+    """
+    out: dict[MethodKey, set[str]] = {}
+    for r in records:
+        mine = out.setdefault((r.modality, r.method), set())
+        if r.marked:
+            mine.add(r.sample)
+    return out
 
 
 def failures(records: Iterable[Record]) -> list[FailureGroup]:
@@ -192,10 +261,21 @@ def _detection_rate(ok: Sequence[Record], alpha: float, interval: str) -> Rate:
     return rate(sum(is_detected(r, alpha) for r in ok), len(ok), interval)
 
 
-def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str) -> Row:
+def _pools(neg: Sequence[Record], paired: set[str]) -> tuple[list[Record], list[Record]]:
+    """Usable negatives split into (paired twins, unpaired negatives-only samples)."""
+    return [r for r in neg if r.sample in paired], [r for r in neg if r.sample not in paired]
+
+
+def _extra_number(record: Record, name: str) -> float | None:
+    value = (record.extra or {}).get(name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str, paired: set[str]) -> Row:
     modality, method, attack, index = key
     pos, pos_errors = _split(cells, marked=True)
     neg, neg_errors = _split(cells, marked=False)
+    twins, unpaired = _pools(neg, paired)
     with_bits = [r for r in pos if r.bits_matched is not None]
     totals = Counter(r.bits_total for r in with_bits if r.bits_total is not None)
     return Row(
@@ -210,14 +290,28 @@ def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str) -> Row
         mean_psnr_unmarked=finite_mean(r.psnr for r in neg),
         mean_bits=finite_mean(r.bits_matched for r in with_bits),
         bits_total=totals.most_common(1)[0][0] if totals else None,
+        fpr_paired=_detection_rate(twins, alpha, interval),
+        fpr_unpaired=_detection_rate(unpaired, alpha, interval),
+        mean_perplexity=finite_mean(r.perplexity for r in pos),
+        mean_perplexity_unmarked=finite_mean(r.perplexity for r in twins),
+        mean_perplexity_unpaired=finite_mean(r.perplexity for r in unpaired),
+        mean_similarity=finite_mean(r.similarity for r in pos),
+        mean_similarity_unmarked=finite_mean(r.similarity for r in twins),
+        mean_tokens=finite_mean(r.tokens for r in pos),
+        mean_substitutable=finite_mean(_extra_number(r, "substitutable") for r in pos),
+        mean_words=finite_mean(_extra_number(r, "words") for r in pos),
     )
 
 
-def _method_summary(key: tuple[str, str], cells: list[Record], alpha: float, interval: str) -> MethodSummary:
+def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval: str,
+                    paired: set[str]) -> MethodSummary:
     modality, method = key
     clean = [r for r in cells if r.attack == NONE_ATTACK]
     pos, _ = _split(clean, marked=True)
     neg, _ = _split(clean, marked=False)
+    twins, unpaired = _pools(neg, paired)
+    samples = {r.sample for r in cells}
+    unpaired_samples = len(samples - paired)
     return MethodSummary(
         modality=modality, method=method,
         samples=len({r.sample for r in cells}),
@@ -229,9 +323,28 @@ def _method_summary(key: tuple[str, str], cells: list[Record], alpha: float, int
         embed_seconds=finite_mean(_embed_seconds(r) for r in pos),
         clean_tpr=_detection_rate(pos, alpha, interval),
         clean_fpr=_detection_rate(neg, alpha, interval),
+        unpaired_samples=unpaired_samples,
+        clean_fpr_paired=_detection_rate(twins, alpha, interval),
+        clean_fpr_unpaired=_detection_rate(unpaired, alpha, interval),
+        embed_perplexity=finite_mean(r.perplexity for r in pos),
+        clean_perplexity_unmarked=finite_mean(r.perplexity for r in twins),
+        clean_perplexity_unpaired=finite_mean(r.perplexity for r in unpaired),
+        embed_similarity=finite_mean(r.similarity for r in pos),
+        clean_tokens=finite_mean(r.tokens for r in pos),
+        settings=_settings(cells),
     )
 
 
 def _embed_seconds(record: Record) -> float | None:
-    value = (record.extra or {}).get("embed_seconds")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return _extra_number(record, "embed_seconds")
+
+
+def _settings(cells: Sequence[Record]) -> tuple[tuple[str, str], ...]:
+    """Detector settings the cells report (most common value of each), for the method's header."""
+    out = []
+    for name in DETECTOR_SETTINGS:
+        values = Counter(str(v) for r in cells if (v := (r.extra or {}).get(name)) is not None
+                         and not isinstance(v, (dict, list)))
+        if values:
+            out.append((name, values.most_common(1)[0][0]))
+    return tuple(out)

@@ -7,6 +7,10 @@ a sample named ``<script>...`` could not run code if escaping ever slipped.
 
 Chart geometry is computed in Python but the SVG elements are written by the
 Jinja template, so every label goes through autoescaping like any other text.
+
+The page is grouped by modality (images, then text, then any other): each has its
+own Overview table, and every table shows only the quality columns that hold a
+value for it (PSNR/SSIM/bits for images, perplexity/similarity/tokens for text).
 """
 
 from __future__ import annotations
@@ -114,13 +118,40 @@ class Chart:
 _W, _H = 360, 200
 _PLOT = {"left": 40, "top": 12, "right": _W - 12, "bottom": _H - 42}
 _MAX_TICK_CHARS = 8
+_DODGE = 2.5  # px between the two FPR series of a generation mark
 
 
-def robustness_chart(attack: str, rows: Sequence[Row], alpha: float) -> Chart:
+@dataclass(frozen=True)
+class Pools:
+    """Words for the two pools of negatives of a generation mark (see aggregate's module doc)."""
+
+    paired: str  # the unmarked twins of the marked items
+    paired_short: str
+    unpaired: str  # samples only ever checked unmarked
+    unpaired_short: str
+    sources: str  # what the marked items were made from
+
+
+_POOLS = {
+    "text": Pools("unmarked generations", "unmarked gen.", "human texts", "human", "prompts"),
+    "image": Pools("unmarked generations", "unmarked gen.", "real images", "real", "prompts"),
+}
+_OTHER_POOLS = Pools("unmarked generations", "unmarked gen.", "other samples", "other", "prompts")
+MODALITY_TITLES = {"image": "Images", "text": "Text"}
+_MODALITY_ORDER = ("image", "text")  # others follow in first-seen order
+
+
+def negative_pools(modality: str) -> Pools:
+    return _POOLS.get(modality, _OTHER_POOLS)
+
+
+def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: Pools | None = None) -> Chart:
     """TPR and measured FPR against strength for one attack, weak to strong left to right.
 
     Strengths are placed evenly by their index, not their value: strengths of
     different attacks have unrelated units and are often not linear (JPEG quality).
+    With ``pools`` (a generation mark checked on human texts too) the FPR is drawn
+    once per pool of negatives.
     """
     left, top, right, bottom = _PLOT["left"], _PLOT["top"], _PLOT["right"], _PLOT["bottom"]
     xs = _even_positions(len(rows), left, right)
@@ -132,8 +163,15 @@ def robustness_chart(attack: str, rows: Sequence[Row], alpha: float) -> Chart:
                     for x, r in zip(xs, rows))
     y_ticks = tuple(Tick(y(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
     tpr = _series("TPR", "tpr", xs, [r.tpr for r in rows], y, rows, with_band=True, digits=2)
-    fpr = _series("FPR", "fpr", xs, [r.fpr for r in rows], y, rows, with_band=False, digits=3)
-    return Chart(attack, _W, _H, left, top, right, bottom, x_ticks, y_ticks, (tpr, fpr),
+    if pools is None:
+        fprs = (_series("FPR", "fpr", xs, [r.fpr for r in rows], y, rows, with_band=False, digits=3),)
+    else:
+        # Nudged apart so that two whiskers at the same strength do not hide each other.
+        fprs = (_series(f"FPR {pools.paired}", "fpr", [x - _DODGE for x in xs], [r.fpr_paired for r in rows], y,
+                        rows, with_band=False, digits=3),
+                _series(f"FPR {pools.unpaired}", "fpr-alt", [x + _DODGE for x in xs], [r.fpr_unpaired for r in rows],
+                        y, rows, with_band=False, digits=3))
+    return Chart(attack, _W, _H, left, top, right, bottom, x_ticks, y_ticks, (tpr, *fprs),
                  alpha_y=y(alpha), alpha_label=f"α = {alpha:g}")
 
 
@@ -250,28 +288,126 @@ def sort_value(value: float | None) -> str:
 
 # -- page model ---------------------------------------------------------------------
 
+# Optional columns of a method's table: shown only when some row has a value.
+_ROW_COLUMNS: dict[str, Callable[[Row], Any]] = {
+    "psnr": lambda r: r.mean_psnr,
+    "ssim": lambda r: r.mean_ssim,
+    "psnr_unmarked": lambda r: r.mean_psnr_unmarked,
+    "bits": lambda r: r.mean_bits,
+    "perplexity": lambda r: r.mean_perplexity,
+    "perplexity_unmarked": lambda r: r.mean_perplexity_unmarked,
+    "perplexity_unpaired": lambda r: r.mean_perplexity_unpaired,
+    "similarity": lambda r: r.mean_similarity,
+    "similarity_unmarked": lambda r: r.mean_similarity_unmarked,
+    "tokens": lambda r: r.mean_tokens,
+    "substitutable": lambda r: r.mean_substitutable,
+    "refused": lambda r: r.refused or None,
+}
+
+# Optional columns of a modality's Overview table: shown only when some method has a value.
+_OVERVIEW_COLUMNS: dict[str, Callable[[MethodSummary], Any]] = {
+    "psnr": lambda s: s.embed_psnr,
+    "ssim": lambda s: s.embed_ssim,
+    "perplexity": lambda s: s.embed_perplexity,
+    "perplexity_unmarked": lambda s: s.clean_perplexity_unmarked,
+    "perplexity_ratio": lambda s: s.perplexity_ratio,
+    "similarity": lambda s: similarity_to_original(s),
+    "tokens": lambda s: s.clean_tokens,
+    "unpaired": lambda s: s.unpaired_samples or None,
+}
+
+
+def _present(getters: dict[str, Callable[[Any], Any]], items: Sequence[Any]) -> frozenset[str]:
+    return frozenset(name for name, get in getters.items() if any(get(i) is not None for i in items))
+
+
+def similarity_to_original(summary: MethodSummary) -> float | None:
+    """The Overview's semantic marking cost: similarity of the marked text to the original.
+
+    Only a mark added to an existing text has an original to compare with; a
+    generation mark's similarity is measured against its own unattacked output, 1 on
+    the clean row by definition, so it tells nothing about the marking cost.
+    """
+    return None if summary.has_unpaired else summary.embed_similarity
+
+
 @dataclass(frozen=True)
 class MethodView:
     summary: MethodSummary
     rows: tuple[Row, ...]
     charts: tuple[Chart, ...]
-    has_bits: bool
+    columns: frozenset[str]  # optional columns with a value (see _ROW_COLUMNS), plus "split"
     anchor: str
+    pools: Pools
+
+    @property
+    def has_bits(self) -> bool:
+        return "bits" in self.columns
+
+    @property
+    def split(self) -> bool:
+        """FPR is shown per pool of negatives: unmarked generations and human texts."""
+        return "split" in self.columns
+
+
+@dataclass(frozen=True)
+class ModalityGroup:
+    """The methods of one modality: one Overview table, then one section per method."""
+
+    modality: str
+    title: str
+    anchor: str
+    methods: tuple[MethodView, ...]
+    columns: frozenset[str]  # optional Overview columns with a value (see _OVERVIEW_COLUMNS)
+    pools: Pools
+    samples: int  # distinct samples of this modality in the run
+
+
+def _modality_order(summaries: Sequence[MethodSummary]) -> list[str]:
+    seen = list(dict.fromkeys(s.modality for s in summaries))
+    return [m for m in _MODALITY_ORDER if m in seen] + [m for m in seen if m not in _MODALITY_ORDER]
 
 
 def method_views(rows: Sequence[Row], summaries: Sequence[MethodSummary], alpha: float) -> list[MethodView]:
-    """Group the rows by method and draw one chart per attack (the clean row is not an attack)."""
+    """Group the rows by method and draw one chart per attack (the clean row is not an attack).
+
+    Methods come grouped by modality (images, text, others), first-seen order within.
+    """
+    order = _modality_order(summaries)
+    ordered = sorted(summaries, key=lambda s: order.index(s.modality))  # stable: keeps first-seen order
     views = []
-    for i, summary in enumerate(summaries):
+    for i, summary in enumerate(ordered):
         mine = tuple(r for r in rows if (r.modality, r.method) == (summary.modality, summary.method))
+        pools = negative_pools(summary.modality)
+        split = summary.has_unpaired
         attacks: dict[str, list[Row]] = {}
         for r in mine:
             if r.attack != NONE_ATTACK:
                 attacks.setdefault(r.attack, []).append(r)
-        charts = tuple(robustness_chart(a, rs, alpha) for a, rs in attacks.items())
-        has_bits = any(r.mean_bits is not None for r in mine)
-        views.append(MethodView(summary, mine, charts, has_bits, anchor=f"method-{i}"))
+        charts = tuple(robustness_chart(a, rs, alpha, pools if split else None) for a, rs in attacks.items())
+        columns = _present(_ROW_COLUMNS, mine) | ({"split"} if split else set())
+        views.append(MethodView(summary, mine, charts, columns, anchor=f"method-{i}", pools=pools))
     return views
+
+
+def modality_groups(views: Sequence[MethodView], records: Sequence[Record]) -> list[ModalityGroup]:
+    """One group per modality, in the order of ``views``."""
+    groups: dict[str, list[MethodView]] = {}
+    for v in views:
+        groups.setdefault(v.summary.modality, []).append(v)
+    samples: dict[str, set[str]] = {}
+    for r in records:
+        samples.setdefault(r.modality, set()).add(r.sample)
+    return [ModalityGroup(modality, MODALITY_TITLES.get(modality, modality.capitalize()),
+                          f"overview-{_anchor_word(modality)}", tuple(vs),
+                          _present(_OVERVIEW_COLUMNS, [v.summary for v in vs]), negative_pools(modality),
+                          len(samples.get(modality, ())))
+            for modality, vs in groups.items()]
+
+
+def _anchor_word(text: str) -> str:
+    word = "".join(c if c.isalnum() else "-" for c in text.lower())
+    return word if word.isascii() else hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
@@ -283,12 +419,16 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
     rows = summarize(records, alpha, interval)
     summaries = summarize_methods(records, alpha, interval)
     groups = failures(records)
+    views = method_views(rows, summaries, alpha)
+    modalities = modality_groups(views, records)
     context = {
         "meta": meta,
         "alpha": alpha,
         "alpha_known": alpha_known,
         "interval": interval,
-        "methods": method_views(rows, summaries, alpha),
+        "methods": views,
+        "modalities": modalities,
+        "shown_modalities": {g.modality for g in modalities},
         "failures": groups,
         "failed_total": sum(len(g.cells) for g in groups),
         "cells_total": len(records),
@@ -331,4 +471,5 @@ def _environment() -> Environment:
         "sort_value": sort_value,
     })
     env.globals["fpr_exceeds_alpha"] = fpr_exceeds_alpha
+    env.globals["similarity_to_original"] = similarity_to_original
     return env
