@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,48 @@ def failed_job(job: Job, error: str) -> list[Record]:
     return [_record(job, cell, error=error) for cell in job.cells]
 
 
+class _ItemCache:
+    """The few items a worker used last, so consecutive jobs of one sample decode once.
+
+    Keyed by path and modification time; arrays are handed out as copies, so an
+    attack that broke the no-in-place contract could not poison later cells.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, int], Any] = OrderedDict()
+
+    def load(self, kind: Modality, path: str) -> Any:
+        key = (path, _mtime(path))
+        if key not in self.items:
+            self.put(path, kind.load(path), key)
+        self.items.move_to_end(key)
+        return _fresh(self.items[key])
+
+    def put(self, path: str, item: Any, key: tuple[str, int] | None = None) -> None:
+        self.items[key or (path, _mtime(path))] = _fresh(item)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path.rpartition("#L")[0] or path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _fresh(item: Any) -> Any:
+    return item.copy() if isinstance(item, np.ndarray) else item
+
+
+_items = _ItemCache()
+
+
 def run_job(job: Job, ctx: RunContext) -> list[Record]:
     kind = modality(job.sample.modality)
     try:
-        original = kind.load(job.sample.source)
+        original = _items.load(kind, job.sample.source)
     except Exception as exc:  # a bad sample: every cell of the job says why
         return failed_job(job, _error_text(exc, ctx.debug))
     method = registry.method_instance(job.method.name, job.method.params)
@@ -62,8 +101,8 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
     if job.attack is None:
         return _run_embed(job, ctx, method, kind, original)
     try:
-        marked = kind.load(job.marked_cache)
-        negative = kind.load(job.negative_cache) if method.generates else original
+        marked = _items.load(kind, job.marked_cache)
+        negative = _items.load(kind, job.negative_cache) if method.generates else original
     except Exception as exc:
         return failed_job(job, f"embedded item missing from the run cache: {_error_text(exc, ctx.debug)}")
     return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
@@ -83,6 +122,7 @@ def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original:
     for item, path in cached:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         kind.save(item, Path(path))
+        _items.put(path, item)
     records = [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
                for cell in job.cells]
     for record in records:

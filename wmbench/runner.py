@@ -224,7 +224,7 @@ class _Executor:
             job = queue.pop(0)
             records = run_job(job, self.ctx)
             self._store(records)
-            queue.extend(self._after_embed(job, records, followers))
+            queue[:0] = self._after_embed(job, records, followers)  # same sample next: decoded once
 
     def _run_pool(self, first: list[Job], followers: dict) -> None:
         """Keep ``workers`` jobs in flight; a worker that dies costs only its own job.
@@ -271,7 +271,7 @@ class _Executor:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
-            context.set_forkserver_preload(["wmbench.execute"])
+            context.set_forkserver_preload(["wmbench.preload"])
         return ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker,
             initargs=(threads_per_worker(workers), tuple(str(p) for p in self.suite.plugins), os.getpid()),

@@ -170,5 +170,5 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
 def save_png(image: np.ndarray, path: Path) -> None:
     """Lossless, atomic write (rename) so a killed worker never leaves half a file."""
     tmp = path.with_suffix(f".tmp{os.getpid()}.png")
-    Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
+    Image.fromarray(image).save(tmp, format="PNG", compress_level=0)  # a cache: speed over size
     os.replace(tmp, path)

@@ -8,12 +8,14 @@ because libraries do not always behave as their theory says.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 from scipy import stats as _sp
 
 
+@functools.lru_cache(maxsize=4096)  # detection asks for the same few (k, n) again and again
 def binomial_tail(successes: int, trials: int, p: float = 0.5) -> float:
     """Exact P(X >= successes) for X ~ Binomial(trials, p); 1.0 when trials == 0."""
     if trials <= 0 or successes <= 0:

@@ -20,19 +20,23 @@ in CI) every test runs one small round as a smoke test of correctness.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import gc
 import itertools
+import json
 import math
 import multiprocessing
+import sqlite3
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import pytest
@@ -42,8 +46,8 @@ from wmbench import registry
 from wmbench.api import Sample
 from wmbench.cells import NONE_ATTACK, attack_seed
 from wmbench.execute import limit_threads
+from wmbench.image import quality
 from wmbench.image.methods import payload_bits
-from wmbench.image.quality import psnr, ssim
 from wmbench.runner import RunSummary, run_suite, threads_per_worker
 from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
 from wmbench.store import Store
@@ -98,10 +102,11 @@ class Timing(NamedTuple):
     wall: float
     cpu: float
     shared: float = float("nan")  # seconds inside the shared work (see SharedWork)
+    calls: dict[str, int] | None = None  # calls of each shared-work function, e.g. "encode"
 
 
 class _Clock:
-    def __enter__(self) -> "_Clock":
+    def __enter__(self) -> Self:
         self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
         return self
 
@@ -146,9 +151,9 @@ def run_bench(workload: Workload, run_dir: Path, workers: int = 1,
     if hung.is_set():
         pytest.fail(
             f"run_suite(workers={workers}) did not finish within {hang_timeout:.0f} s; its worker processes "
-            f"were killed. A known cause: this process used OpenCV's thread pool before the pool forked "
-            f"(e.g. an earlier workers=1 run), and cv2.setNumThreads() in the forked worker's initializer "
-            f"(execute.limit_threads) deadlocks joining threads that do not exist after fork()."
+            f"were killed. A cause seen before: workers forked from a process that had used OpenCV's "
+            f"thread pool (e.g. after a workers=1 run) deadlock in cv2.setNumThreads() in their initializer "
+            f"(execute.limit_threads), joining threads that do not exist after fork()."
             + (f" run_suite then raised {type(error).__name__}: {error}" if summary is None else ""),
             pytrace=False,
         )
@@ -161,6 +166,18 @@ def bench_outcomes(run_dir: Path) -> Outcomes:
     errors = [f"{r.sample}/{r.attack}/{r.strength}: {r.error}" for r in records if r.error]
     assert not errors, errors[:3]
     return {(r.sample, r.attack, r.strength_index, r.marked): (r.bits_matched, r.psnr, r.ssim) for r in records}
+
+
+def first_result_seconds(run_dir: Path) -> float:
+    """Seconds from the run's start to its first stored job: with workers, mostly the
+    cost of starting them (the first job is an embed either way)."""
+    db = sqlite3.connect(Path(run_dir) / "results.sqlite")
+    try:
+        first = db.execute("SELECT MIN(finished_at) FROM cells").fetchone()[0]
+        started = json.loads(db.execute("SELECT value FROM meta WHERE name = 'started_at'").fetchone()[0])
+    finally:
+        db.close()
+    return float(first) - float(started)
 
 
 def run_bare(workload: Workload) -> tuple[Timing, Outcomes]:
@@ -191,18 +208,18 @@ def _bare_loop(workload: Workload) -> Outcomes:
         marked_bgr = encoder.encode(np.ascontiguousarray(original[:, :, ::-1]), method)
         marked = np.ascontiguousarray(marked_bgr[:, :, ::-1])
 
-        def measure(image: np.ndarray) -> tuple[int, float | None, float | None]:
+        def measure(image: np.ndarray, original: np.ndarray) -> tuple[int, float | None, float | None]:
             bits = decoder.decode(np.ascontiguousarray(image[:, :, ::-1]), method)
             matched = int(np.sum(np.asarray(bits, dtype=np.uint8) == payload))
-            return matched, psnr(original, image), ssim(original, image)
+            return matched, quality.psnr(original, image), quality.ssim(original, image)
 
         for is_marked, image in ((True, marked), (False, original)):
-            out[(sample.id, NONE_ATTACK, 0, is_marked)] = measure(image)
+            out[(sample.id, NONE_ATTACK, 0, is_marked)] = measure(image, original)
         for label, strengths, apply in attacks:
             for index, strength in enumerate(strengths):
                 for is_marked, image in ((True, marked), (False, original)):
                     rng = np.random.default_rng(attack_seed(workload.seed, sample, label, index))
-                    out[(sample.id, label, index, is_marked)] = measure(apply(image, strength, rng))
+                    out[(sample.id, label, index, is_marked)] = measure(apply(image, strength, rng), original)
     return out
 
 
@@ -235,29 +252,30 @@ class SharedWork:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import imwatermark.dwtDctSvd
         import imwatermark.maxDct
-        import wmbench.execute
 
         self.seconds = 0.0
+        self.calls: collections.Counter[str] = collections.Counter()
         for cls in (imwatermark.maxDct.EmbedMaxDct, imwatermark.dwtDctSvd.EmbedDwtDctSvd):
             for name in ("encode", "decode"):
-                monkeypatch.setattr(cls, name, self._timed(getattr(cls, name)))
-        for namespace in (vars(wmbench.execute), globals()):
-            for name in ("psnr", "ssim"):
-                monkeypatch.setitem(namespace, name, self._timed(namespace[name]))
+                monkeypatch.setattr(cls, name, self._timed(getattr(cls, name), name))
+        # Both sides look the metrics up on the module at call time.
+        for name in ("psnr", "ssim"):
+            monkeypatch.setattr(quality, name, self._timed(getattr(quality, name), name))
         original_get_attack = registry.get_attack
         wrapped: dict[str, Any] = {}
 
         def get_attack(name: str) -> Any:
             if name not in wrapped:
                 spec = original_get_attack(name)
-                wrapped[name] = dataclasses.replace(spec, apply=self._timed(spec.apply))
+                wrapped[name] = dataclasses.replace(spec, apply=self._timed(spec.apply, "attack"))
             return wrapped[name]
 
         monkeypatch.setattr(registry, "get_attack", get_attack)
 
-    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self.calls[label] += 1
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
@@ -266,11 +284,12 @@ class SharedWork:
         return timed
 
     def measure(self, side: Callable[[], Timing]) -> Callable[[], Timing]:
-        """Wrap a side so its Timing carries the shared seconds of that call."""
+        """Wrap a side so its Timing carries the shared seconds and calls of that run."""
         def run() -> Timing:
             self.seconds = 0.0
+            self.calls.clear()
             timing = side()
-            return timing._replace(shared=self.seconds)
+            return timing._replace(shared=self.seconds, calls=dict(self.calls))
         return run
 
 
@@ -295,7 +314,7 @@ class Ratio:
     den: list[float]
 
     @classmethod
-    def of(cls, num: list[Timing], den: list[Timing], field: str = "wall") -> "Ratio":
+    def of(cls, num: list[Timing], den: list[Timing], field: str = "wall") -> Ratio:
         return cls([getattr(t, field) for t in num], [getattr(t, field) for t in den])
 
     @property
@@ -373,7 +392,8 @@ def kit() -> SimpleNamespace:
     """The helpers above, for the test modules (a second ``conftest`` module cannot be
     imported by name reliably, so they come as a fixture)."""
     return SimpleNamespace(
-        Workload=Workload, Timing=Timing, SharedWork=SharedWork, run_bench=run_bench, run_bare=run_bare, bench_outcomes=bench_outcomes,
-        assert_same_outcomes=assert_same_outcomes, interleave=interleave, Ratio=Ratio,
-        machine_load=machine_load,
+        Workload=Workload, Timing=Timing, SharedWork=SharedWork, Ratio=Ratio,
+        run_bench=run_bench, run_bare=run_bare, bench_outcomes=bench_outcomes,
+        first_result_seconds=first_result_seconds, assert_same_outcomes=assert_same_outcomes,
+        interleave=interleave, machine_load=machine_load,
     )
