@@ -314,7 +314,7 @@ def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval:
     unpaired_samples = len(samples - paired)
     return MethodSummary(
         modality=modality, method=method,
-        samples=len({r.sample for r in cells}),
+        samples=len(samples),
         keys=len({r.wm_key for r in cells}),
         cells=len(cells),
         errors=sum(failure(r) is not None for r in cells),
