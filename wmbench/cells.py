@@ -45,8 +45,9 @@ class Job:
         return self.attack.label if self.attack else NONE_ATTACK
 
     @property
-    def embed_id(self) -> tuple[str, str, str]:
-        return (self.sample.id, self.method.name, self.method.key)
+    def embed_id(self) -> tuple[str, MethodConfig]:
+        """Jobs sharing this id share one embedding (same sample, method, key and settings)."""
+        return (self.sample.id, self.method)
 
 
 def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConfig | None,

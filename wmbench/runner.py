@@ -175,9 +175,9 @@ class _Executor:
         self.summary.new_cells += len(new)
         failed = [r for r in new if r.error]
         self.summary.failed_cells += len(failed)
-        for r in failed[:1]:
-            if len(self.summary.errors) < 20:
-                self.summary.errors.append(f"{r.sample} / {r.method} / {r.attack}: {r.error.splitlines()[0]}")
+        if failed and len(self.summary.errors) < 20:  # one example per job, for the summary
+            r = failed[0]
+            self.summary.errors.append(f"{r.sample} / {r.method} / {r.attack}: {r.error.splitlines()[0]}")
         self.finished += len(new)
         if self.progress:
             self.progress(self.finished, self.summary.total_cells)
@@ -186,7 +186,7 @@ class _Executor:
         if self.progress:
             self.progress(self.finished, self.summary.total_cells)
         cost = lambda j: -registry.get_method(j.method.name).relative_cost  # noqa: E731
-        followers: dict[tuple[str, str, str], list[Job]] = {}
+        followers: dict[tuple, list[Job]] = {}
         for job in attack_jobs:
             todo = self._todo(job)
             if todo:
