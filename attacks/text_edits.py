@@ -30,8 +30,7 @@ import unicodedata
 
 import numpy as np
 
-from wmbench.api import attack
-from wmbench.text.tokenize import Token, detokenize, tokenize
+from wmbench.api import Token, attack, detokenize, tokenize
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3)
 

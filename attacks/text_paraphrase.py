@@ -13,9 +13,7 @@ import math
 
 import numpy as np
 
-from wmbench.api import Attack
-from wmbench.text.thesaurus import Thesaurus, ThesaurusUnavailable, load_thesaurus
-from wmbench.text.tokenize import Token, detokenize, tokenize
+from wmbench.api import Attack, Thesaurus, ThesaurusUnavailable, Token, detokenize, thesaurus, tokenize
 
 
 class Synonym(Attack):
@@ -41,7 +39,7 @@ class Synonym(Attack):
 
     def setup(self) -> None:
         try:
-            self.thesaurus = load_thesaurus()
+            self.thesaurus = thesaurus()
         except ThesaurusUnavailable as exc:
             raise ThesaurusUnavailable(f"synonym attack: no thesaurus could be loaded: {exc}") from exc
 

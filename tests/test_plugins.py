@@ -127,3 +127,18 @@ def test_missing_plugin_folder_is_a_one_line_error(tmp_path: Path) -> None:
     out = _run("--plugins", str(tmp_path / "nope"), "list", "attacks", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "nope" in out.stderr
+
+
+def test_built_in_attacks_import_nothing_from_wmbench_but_the_public_api() -> None:
+    """attacks/ has no private hooks: a third-party plugin can do all that they do."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "attacks"
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "wmbench" and n != "wmbench.api"]
+    assert len(list(folder.glob("text_*.py"))) >= 3
+    assert not offenders, offenders

@@ -489,3 +489,23 @@ def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     assert console_errors == [] and page_errors == [] and dialogs == []
     assert requests == [url]
     assert shot.stat().st_size > 10_000
+
+
+def _prefix(sample: str, words: int, tokens: int, p: float, attack: str = "truncate") -> Record:
+    return rec(sample=sample, modality="text", method="kgw", attack=attack, strength=words, tokens=tokens,
+               p_value=p, detected=p < ALPHA, psnr=None, ssim=None, bits_matched=None, bits_total=None)
+
+
+def test_tokens_needed_is_the_shortest_detected_prefix_median_over_texts() -> None:
+    records = [
+        _prefix("p1", None, 380, 1e-30, attack="none"), _prefix("p1", 100, 95, 1e-9), _prefix("p1", 25, 24, 0.2),
+        _prefix("p2", None, 390, 1e-30, attack="none"), _prefix("p2", 100, 97, 0.003), _prefix("p2", 25, 26, 0.004),
+        _prefix("p3", None, 385, 1e-12, attack="none"), _prefix("p3", 100, 90, 0.3), _prefix("p3", 25, 22, 0.5),
+        _prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6),  # never detected
+    ]
+    needed = summarize_methods(records, ALPHA)[0].tokens_needed
+    assert (needed.median, needed.reached, needed.samples) == (95, 3, 4)  # per text: 95, 26, 385
+    assert needed.text == "95 (3/4)"
+    assert summarize_methods([r for r in records if r.attack == "none"], ALPHA)[0].tokens_needed is None
+    nothing = summarize_methods([_prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6)], ALPHA)
+    assert nothing[0].tokens_needed.text == "not reached (0/1)"

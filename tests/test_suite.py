@@ -275,7 +275,9 @@ def test_sample_paths_are_relative_to_the_suite_file(tmp_path: Path, monkeypatch
 def test_builtin_default_suite_loads() -> None:
     suite = load_suite(None)
     assert suite.path == "builtin:default" and suite.name == "default"
-    assert [m.name for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan", "unigram", "kgw", "lexical"]
+    assert [m.label for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan", "unigram", "kgw", "lexical",
+                                                "kgw+normalize", "lexical+normalize"]
+    assert suite.text_settings.lm == "ngram" and suite.text_settings.max_new_tokens == 400
     assert suite.methods[2].max_samples is not None  # rivaGan is slow: the default suite caps it
     assert suite.text_sources == ("builtin:texts",) and suite.prompt_sources == ("builtin:prompts",)
     labels = [a.label for a in suite.attacks]
@@ -288,3 +290,18 @@ def test_builtin_default_suite_loads() -> None:
     samples = discover_images(suite.image_sources, suite.base_dir)
     assert len(samples) == 8 and all(Path(s.source).is_file() for s in samples)
     assert len({s.id for s in samples}) == 8
+
+
+TEXT_METHODS = '[samples]\ntexts = ["builtin:texts"]\n'
+
+
+def test_one_method_twice_needs_a_label_per_setting(base: Path) -> None:
+    twice = TEXT_METHODS + '[[methods]]\nname = "lexical"\n[[methods]]\nname = "lexical"\nnormalize = true\n'
+    with pytest.raises(SuiteError, match=r"methods\[1\]: 'lexical' already names a method with other settings"):
+        parse_suite(twice, "s.toml", base)
+    labelled = twice + 'label = "lexical+normalize"\n'
+    suite = parse_suite(labelled, "s.toml", base)
+    assert [m.label for m in suite.methods] == ["lexical", "lexical+normalize"]
+    assert [m.name for m in suite.methods] == ["lexical", "lexical"]
+    with pytest.raises(SuiteError, match=r"methods\[1\].label: must not be empty"):
+        parse_suite(twice + 'label = " "\n', "s.toml", base)

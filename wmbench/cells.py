@@ -71,6 +71,11 @@ def cache_paths(run_dir: Path, sample: Sample, method: MethodConfig) -> tuple[st
             str(run_dir / "cache" / "unmarked" / f"{digest}{suffix}"))
 
 
+def _generation_time(attack: AttackConfig) -> bool:
+    """An attack whose first step acts while the mark generates (it declares a filler)."""
+    return registry.get_attack(attack.steps[0].attack).filler is not None
+
+
 def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job], list[Job]]:
     """Return (embed jobs, attack jobs) covering every cell of the suite."""
     embed_jobs: list[Job] = []
@@ -91,6 +96,8 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
             clean = tuple(Cell(cell_key(suite.seed, sample, method, None, None, m), None, 0, m) for m in polarities)
             embed_jobs.append(Job(sample, method, None, clean, *caches, negatives_only=negatives_only))
             for attack in attacks:
+                if _generation_time(attack) and (negatives_only or not cls.accepts_filler):
+                    continue  # an emoji-style attack needs a generation to act on
                 cells = tuple(
                     Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
                     for i, s in enumerate(attack.strengths) for m in polarities

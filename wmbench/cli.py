@@ -1,4 +1,4 @@
-"""Command line: ``wmbench run|report|export|list|embed|detect``.
+"""Command line: ``wmbench run|report|export|list|embed|detect|check-plugin``.
 
 User errors (bad suite, unknown name, missing file) print one line and exit with
 code 2; ``--debug`` shows the traceback instead. A failing *cell* is not a user
@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("output", type=Path, help="output file (for images PNG: lossless)")
         else:
             p.add_argument("--alpha", type=float, default=0.01, help="p-value threshold (default 0.01)")
+
+    check = sub.add_parser("check-plugin", help="check one attack against the attack contract on bundled samples")
+    check.add_argument("name", help="attack name (see `wmbench list attacks`)")
+    check.add_argument("--samples", type=int, default=2, help="bundled samples to run it on (default 2)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the rng given to the attack (default 0)")
     return parser
 
 
@@ -106,10 +111,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wmbench.report import write_report
 
     report = write_report(out)
+    skipped = f", {summary.skipped_by_attack} skipped" if summary.skipped_by_attack else ""
     print(f"{summary.new_cells} cells run, {summary.skipped_cells} already done, "
-          f"{summary.failed_cells} failed, in {summary.seconds:.0f} s with {workers} worker(s)")
+          f"{summary.failed_cells} failed{skipped}, in {summary.seconds:.0f} s with {workers} worker(s)")
     for line in summary.errors[:5]:
         print(f"  failed: {line}")
+    for reason, count in list(summary.skip_reasons.items())[:5]:
+        print(f"  skipped: {reason} ({count} cell{'' if count == 1 else 's'})")
     print(f"results: {out / 'results.sqlite'}")
     print(f"report:  {report}")
     return 0
@@ -267,8 +275,25 @@ def _method(name: str):  # noqa: ANN202
         raise WmbenchError(f"--method: {exc}") from None
 
 
+def _cmd_check_plugin(args: argparse.Namespace) -> int:
+    """Exit 0 if every check passes, 1 if one fails: usable as a gate in a plugin's CI."""
+    from wmbench.plugin_check import check_attack, format_report
+
+    if args.samples < 1:
+        raise WmbenchError(f"--samples: must be at least 1, got {args.samples}")
+    if args.seed < 0:
+        raise WmbenchError(f"--seed: must be 0 or more, got {args.seed}")
+    try:
+        registry.get_attack(args.name)
+    except registry.RegistryError as exc:
+        raise WmbenchError(f"check-plugin: {exc}") from None
+    report = check_attack(args.name, samples=args.samples, seed=args.seed)
+    print(format_report(report))
+    return 0 if report.passed else 1
+
+
 _COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "list": _cmd_list,
-             "embed": _cmd_embed, "detect": _cmd_detect}
+             "embed": _cmd_embed, "detect": _cmd_detect, "check-plugin": _cmd_check_plugin}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from wmbench import registry
-from wmbench.api import Detection, DetectorRefused
+from wmbench.api import Detection, DetectorRefused, Filler, SkipCell
 from wmbench.cells import Cell, Job, attack_seed
 from wmbench.modality import Modality, modality
 from wmbench.store import Record
@@ -29,12 +29,13 @@ class RunContext:
     seed: int
     alpha: float
     debug: bool = False
+    text_lm: str = "ngram"  # perplexity of every text cell is measured under this LM
 
 
 def _record(job: Job, cell: Cell, **values: Any) -> Record:
     return Record(
         cell_key=cell.key, sample=job.sample.id, modality=job.sample.modality,
-        method=job.method.name, wm_key=job.method.key, attack=job.attack_label,
+        method=job.method.label, wm_key=job.method.key, attack=job.attack_label,
         strength=cell.strength, strength_index=cell.strength_index, marked=cell.marked, **values,
     )
 
@@ -135,11 +136,33 @@ def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.ran
     """Run the attack's steps in order (one step unless it is a chain), checking each output."""
     out = item
     for step in job.attack.steps if job.attack else ():
-        out = registry.get_attack(step.attack)(out, strength if step.strength is None else step.strength, rng)
+        out = registry.get_attack(step.attack)(out, strength if step.strength is None else step.strength, rng,
+                                               **dict(step.params))
         problem = kind.problem(out)
         if problem:
             raise TypeError(f"attack {step.attack!r} broke the contract: {problem}")
     return out
+
+
+def _generated_with_filler(job: Job, cell: Cell, method: Any, original: Any, rng: np.random.Generator) -> Any:
+    """For a generation-time attack (emoji): the item generated again, filler included.
+
+    The first step of the attack names the filler; the rate is that step's strength.
+    Marked and unmarked twins draw the same filler seed (same attack rng), as they
+    share their sampling draws.
+    """
+    step = job.attack.steps[0]
+    if not getattr(method, "accepts_filler", False):
+        raise SkipCell(f"{step.attack} is a generation-time attack; {job.method.name} does not generate text "
+                       f"with a filler")
+    rate = float(cell.strength if step.strength is None else step.strength)
+    filler = Filler(registry.get_attack(step.attack).filler, rate=rate, seed=int(rng.integers(2**63)))
+    make = method.embed if cell.marked else method.unmarked
+    return make(original, job.method.key, filler=filler)
+
+
+def _filler_attack(job: Job) -> bool:
+    return job.attack is not None and registry.get_attack(job.attack.steps[0].attack).filler is not None
 
 
 def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality,
@@ -147,14 +170,22 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
     rng = np.random.default_rng(attack_seed(ctx.seed, job.sample, job.attack_label, cell.strength_index))
     t0 = time.perf_counter()
     try:
-        attacked = apply_attack(job, kind, unattacked, cell.strength, rng)
+        if _filler_attack(job):
+            unattacked_for_attack = _generated_with_filler(job, cell, method, original, rng)
+        else:
+            unattacked_for_attack = unattacked
+        attacked = apply_attack(job, kind, unattacked_for_attack, cell.strength, rng)
         detection = _detect(method, attacked, job.method.key)
+    except SkipCell as exc:  # cannot run here (e.g. no endpoint configured): not a failure, not a result
+        return _record(job, cell, skipped=str(exc).strip() or "skipped by the attack",
+                       seconds=time.perf_counter() - t0)
     except Exception as exc:
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
-    return _record(job, cell, **_detection_fields(detection, ctx.alpha),
-                   **kind.quality(_reference(method, original, unattacked), attacked), seconds=seconds,
-                   extra=dict(detection.extra) or None)
+    quality = kind.quality(_reference(method, original, unattacked), attacked, {"lm": ctx.text_lm})
+    notes = {k: quality.pop(k) for k in list(quality) if isinstance(quality[k], str)}
+    return _record(job, cell, **_detection_fields(detection, ctx.alpha), **quality, seconds=seconds,
+                   extra={**detection.extra, **notes} or None)
 
 
 def _reference(method: Any, original: Any, unattacked: Any) -> Any:

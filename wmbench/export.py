@@ -11,7 +11,7 @@ from wmbench.store import Store, json_safe
 
 COLUMNS = ("sample", "modality", "method", "wm_key", "attack", "strength", "strength_index", "marked",
            "score", "p_value", "detected", "bits_matched", "bits_total", "tokens", "psnr", "ssim", "perplexity",
-           "similarity", "seconds", "error")
+           "similarity", "seconds", "error", "skipped")
 
 
 def export_rows(run_dir: Path, fmt: str, out: TextIO) -> int:

@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-QualityFn = Callable[[Any, Any], dict[str, float | None]]
+# (reference, attacked, options) -> metrics. Options come from the suite (the text LM);
+# a string value is a note (why a metric is missing), kept with the cell, not a number.
+QualityFn = Callable[..., dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Modality:
     load: Callable[[str], Any]  # sample source -> item; raises SampleError
     save: Callable[[Any, Path], None]  # atomic write into the run cache
     problem: Callable[[Any], str | None]  # why an attack's output breaks the contract, or None
-    quality: QualityFn  # (reference, attacked) -> metrics
+    quality: QualityFn  # (reference, attacked, options=None) -> metrics
 
 
 def _image_problem(item: Any) -> str | None:
@@ -33,7 +35,7 @@ def _image_problem(item: Any) -> str | None:
     return f"returned {got}, not uint8 HxWx3"
 
 
-def _image_quality(reference: Any, attacked: Any) -> dict[str, float | None]:
+def _image_quality(reference: Any, attacked: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Against the clean original: the damage of embedding and attack together."""
     from wmbench.image.quality import psnr, ssim
 
@@ -50,14 +52,22 @@ def _text_problem(item: Any) -> str | None:
     return None if isinstance(item, str) else f"returned {type(item).__name__}, not str"
 
 
-def _text_quality(reference: Any, attacked: Any) -> dict[str, float | None]:
-    """Perplexity under the reference LM; semantic similarity to the reference text.
+def _text_quality(reference: Any, attacked: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Perplexity under the suite's LM (``options["lm"]``); similarity to the reference.
 
-    A missing similarity backend leaves the column empty (never an invented value).
+    A metric that cannot be measured stays empty and the cell says why in a
+    ``*_missing`` note (never an invented value).
     """
     from wmbench.text.quality import perplexity, similarity
 
-    return {"perplexity": perplexity(attacked), "similarity": similarity(reference, attacked)}
+    metrics: dict[str, Any] = {}
+    for name, measure in (("perplexity", lambda: perplexity(attacked, (options or {}).get("lm", "ngram"))),
+                          ("similarity", lambda: similarity(reference, attacked))):
+        value, reason = measure()
+        metrics[name] = value
+        if reason:
+            metrics[f"{name}_missing"] = reason
+    return metrics
 
 
 def _text() -> Modality:

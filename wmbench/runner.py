@@ -43,6 +43,8 @@ class RunSummary:
     failed_cells: int
     seconds: float
     errors: list[str] = field(default_factory=list)
+    skipped_by_attack: int = 0  # new cells an attack could not run here (SkipCell); not failed
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # reason -> cells
 
 
 def library_versions() -> dict[str, str]:
@@ -141,12 +143,13 @@ def run_suite(
         store.set_meta({
             "suite_name": suite.name, "suite_path": suite.path, "suite_text": suite.text,
             "seed": suite.seed, "alpha": suite.alpha, "versions": library_versions(),
+            "text_lm": suite.text_settings.lm,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "workers": workers, "started_at": started, "samples": [s.id for s in samples],
             "command": " ".join(sys.argv),
         })
         summary = RunSummary(run_dir, total, skipped, 0, 0, 0.0)
-        ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug)
+        ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug, text_lm=suite.text_settings.lm)
         _Executor(store, ctx, workers, suite, summary, done, progress).run(embed_jobs, attack_jobs)
         summary.seconds = time.time() - started
         store.set_meta({"finished_at": time.time(), "seconds": seconds_before + summary.seconds})
@@ -178,6 +181,10 @@ class _Executor:
         if failed and len(self.summary.errors) < 20:  # one example per job, for the summary
             r = failed[0]
             self.summary.errors.append(f"{r.sample} / {r.method} / {r.attack}: {r.error.splitlines()[0]}")
+        for r in new:
+            if r.skipped is not None:
+                self.summary.skipped_by_attack += 1
+                self.summary.skip_reasons[r.skipped] = self.summary.skip_reasons.get(r.skipped, 0) + 1
         self.finished += len(new)
         if self.progress:
             self.progress(self.finished, self.summary.total_cells)

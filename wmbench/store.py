@@ -46,6 +46,7 @@ class Record:
     tokens: int | None = None  # text: tokens the detector scored
     seconds: float | None = None
     error: str | None = None
+    skipped: str | None = None  # why the cell could not run here (the attack raised SkipCell)
     extra: dict[str, Any] | None = None
 
 
@@ -134,9 +135,9 @@ class Store:
         return cur.rowcount
 
     def delete_failed(self) -> int:
-        """Forget failed cells so that a resumed run tries them again."""
+        """Forget failed and skipped cells so that a resumed run tries them again."""
         with self.db:
-            return self.db.execute("DELETE FROM cells WHERE error IS NOT NULL").rowcount
+            return self.db.execute("DELETE FROM cells WHERE error IS NOT NULL OR skipped IS NOT NULL").rowcount
 
     def records(self) -> Iterator[Record]:
         cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM cells ORDER BY rowid")

@@ -26,21 +26,28 @@ class MethodConfig:
     max_samples: int | None = None  # rivaGan costs ~2 s per call: let a suite cap its samples
     attacks: tuple[str, ...] | None = None  # None: every attack of the suite; else these labels
     params: tuple[tuple[str, Any], ...] = ()  # the method's own settings (gamma, delta, ...)
+    row_label: str | None = None  # how results name it when one method appears twice
 
     @property
     def label(self) -> str:
-        return self.name
+        """The name in results and reports: the suite's ``label``, else the method name."""
+        return self.row_label or self.name
 
 
 @dataclass(frozen=True)
 class ChainStep:
     attack: str
     strength: Any | None  # None: this step takes the swept strength
+    params: tuple[tuple[str, Any], ...] = ()  # the attack's declared parameters the suite set (sorted)
 
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """One row of the sweep: a registered attack, or a chain of them, and its strengths."""
+    """One row of the sweep: a registered attack, or a chain of them, and its strengths.
+
+    ``label`` names the row (results, reports, ``methods.attacks``): the attack's name,
+    a single attack's ``label = ...``, or the chain's name. Parameters live on the steps.
+    """
 
     label: str
     steps: tuple[ChainStep, ...]
@@ -50,6 +57,24 @@ class AttackConfig:
     @property
     def is_chain(self) -> bool:
         return len(self.steps) > 1
+
+    @property
+    def params(self) -> tuple[tuple[str, Any], ...]:
+        """The parameters a single attack was given (a chain's are per step), as sorted pairs."""
+        return () if self.is_chain else self.steps[0].params
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """The ``[text]`` table: which LM generates and scores perplexity, how long texts are.
+
+    Generation marks take these as defaults for their ``lm``/``max_new_tokens``
+    parameters (a method's own table still wins); the perplexity column always uses
+    ``lm``, so every text cell of a run is scored by the same model.
+    """
+
+    lm: str = "ngram"  # "ngram" or an absolute transformers folder
+    max_new_tokens: int | None = None  # None: each method's own default
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,7 @@ class Suite:
     text: str  # the suite file as written, stored with the run for reproducibility
     path: str  # where it came from ("builtin:default" for the built-in suite)
     base_dir: Path = field(default=Path("."))
+    text_settings: TextSettings = field(default_factory=TextSettings)
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
@@ -106,7 +132,7 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
     def at(field_name: str) -> str:
         return f"{label}: {field_name}"
 
-    _check_keys(data, {"suite", "samples", "methods", "attacks", "plugins"}, at("top level"))
+    _check_keys(data, {"suite", "samples", "methods", "attacks", "plugins", "text"}, at("top level"))
     head = _expect(data.get("suite", {}), dict, at("[suite]"), "a table")
     _check_keys(head, {"name", "seed", "alpha"}, at("[suite]"))
     name = _expect(head.get("name", Path(label).stem), str, at("suite.name"), "a string")
@@ -132,21 +158,27 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
     _check_keys(samples, set(_SAMPLE_KINDS), at("[samples]"))
     sources = {kind: _parse_sources(samples, kind, base_dir, at) for kind in _SAMPLE_KINDS}
 
-    methods = tuple(_parse_method(m, at(f"methods[{i}]")) for i, m in
+    text_settings = _parse_text(data.get("text", {}), base_dir, at)
+    methods = tuple(_parse_method(m, at(f"methods[{i}]"), text_settings, base_dir) for i, m in
                     enumerate(_expect(data.get("methods", []), list, at("methods"), "an array of tables")))
     if not methods:
         raise SuiteError(f"{at('methods')}: the suite names no method; add a [[methods]] table")
     seen_methods: set[tuple[str, str, tuple]] = set()
+    labels_seen: dict[str, tuple] = {}
     for i, m in enumerate(methods):
         if (m.name, m.key, m.params) in seen_methods:
             raise SuiteError(f"{at(f'methods[{i}]')}: method {m.name!r} with key {m.key!r} appears twice")
         seen_methods.add((m.name, m.key, m.params))
+        if labels_seen.setdefault(m.label, m.params) != m.params:
+            raise SuiteError(f"{at(f'methods[{i}]')}: {m.label!r} already names a method with other settings; "
+                             f"give this one a label = \"...\" of its own")
     attacks = tuple(_parse_attack(a, at(f"attacks[{i}]")) for i, a in
                     enumerate(_expect(data.get("attacks", []), list, at("attacks"), "an array of tables")))
     labels = [a.label for a in attacks]
     for lab in labels:
         if labels.count(lab) > 1:
-            raise SuiteError(f"{at('attacks')}: attack {lab!r} appears twice; give one of them another name")
+            raise SuiteError(f"{at('attacks')}: attack {lab!r} appears twice; give one of them another name "
+                             f"(label = \"...\" for a single attack)")
         if lab == "none":
             raise SuiteError(f"{at('attacks')}: 'none' is reserved: every suite runs it automatically")
     for i, m in enumerate(methods):
@@ -163,7 +195,26 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
         name=name, seed=seed, alpha=float(alpha), image_sources=sources["images"],
         text_sources=sources["texts"], prompt_sources=sources["prompts"], methods=methods,
         attacks=attacks, plugins=tuple(plugin_paths), text=text, path=label, base_dir=base_dir,
+        text_settings=text_settings,
     )
+
+
+def _parse_text(table: Any, base_dir: Path, at: Any) -> TextSettings:
+    from wmbench.text.lm import LMError, check_lm_spec
+
+    _expect(table, dict, at("[text]"), "a table")
+    _check_keys(table, {"lm", "max_new_tokens"}, at("[text]"))
+    lm = _expect(table.get("lm", "ngram"), str, at("text.lm"), "\"ngram\" or a model folder")
+    try:
+        lm = check_lm_spec(lm, base_dir)
+    except LMError as exc:
+        raise SuiteError(f"{at('text.lm')}: {exc}") from None
+    max_new = table.get("max_new_tokens")
+    if max_new is not None:
+        _expect(max_new, int, at("text.max_new_tokens"), "a positive integer")
+        if max_new < 1:
+            raise SuiteError(f"{at('text.max_new_tokens')}: must be at least 1, got {max_new}")
+    return TextSettings(lm=lm, max_new_tokens=max_new)
 
 
 _SAMPLE_KINDS = {"images": "image", "texts": "text", "prompts": "text"}
@@ -183,19 +234,31 @@ def _parse_sources(samples: dict[str, Any], kind: str, base_dir: Path, at: Any) 
     return tuple(entries)
 
 
-def _parse_method(table: Any, where: str) -> MethodConfig:
+def _parse_method(table: Any, where: str, text: TextSettings = TextSettings(),
+                  base_dir: Path = Path(".")) -> MethodConfig:
     _expect(table, dict, where, "a table")
     name = _expect(table.get("name"), str, f"{where}.name", "a method name")
     try:
         cls = registry.get_method(name)
     except registry.RegistryError as exc:
         raise SuiteError(f"{where}.name: {exc}") from None
-    _check_keys(table, {"name", "key", "max_samples", "attacks", *cls.parameters}, where)
+    _check_keys(table, {"name", "label", "key", "max_samples", "attacks", *cls.parameters}, where)
     params = []
+    inherited = {"lm": text.lm, "max_new_tokens": text.max_new_tokens}  # from [text]
     for pname, default in sorted(cls.parameters.items()):
         if pname in table:
             kind = (int, float) if isinstance(default, float) else type(default)
-            params.append((pname, _expect(table[pname], kind, f"{where}.{pname}", f"a {type(default).__name__}")))
+            value = _expect(table[pname], kind, f"{where}.{pname}", f"a {type(default).__name__}")
+            if pname == "lm":
+                from wmbench.text.lm import LMError, check_lm_spec
+
+                try:
+                    value = check_lm_spec(value, base_dir)
+                except LMError as exc:
+                    raise SuiteError(f"{where}.lm: {exc}") from None
+            params.append((pname, value))
+        elif inherited.get(pname) is not None and inherited[pname] != default:
+            params.append((pname, inherited[pname]))
     key = _expect(table.get("key", "wmbench"), str, f"{where}.key", "a string")
     max_samples = table.get("max_samples")
     if max_samples is not None:
@@ -208,12 +271,17 @@ def _parse_method(table: Any, where: str) -> MethodConfig:
         for j, label in enumerate(only):
             _expect(label, str, f"{where}.attacks[{j}]", "an attack name")
         only = tuple(only)
-    return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only, params=tuple(params))
+    label = table.get("label")
+    if label is not None and not _expect(label, str, f"{where}.label", "a string naming this row").strip():
+        raise SuiteError(f"{where}.label: must not be empty")
+    return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only, params=tuple(params),
+                        row_label=label)
 
 
 def _parse_attack(table: Any, where: str) -> AttackConfig:
     _expect(table, dict, where, "a table")
-    _check_keys(table, {"name", "strengths", "chain"}, where)
+    if "chain" in table:
+        _check_keys(table, {"name", "strengths", "chain"}, where)
     label = _expect(table.get("name"), str, f"{where}.name", "an attack name")
 
     if "chain" in table:
@@ -221,27 +289,30 @@ def _parse_attack(table: Any, where: str) -> AttackConfig:
         if len(raw_steps) < 2:
             raise SuiteError(f"{where}.chain: a chain needs at least two steps")
         steps = []
+        specs = []
         for j, step in enumerate(raw_steps):
-            _expect(step, dict, f"{where}.chain[{j}]", "a table {attack = NAME, strength = VALUE}")
-            _check_keys(step, {"attack", "strength"}, f"{where}.chain[{j}]")
-            steps.append(ChainStep(
-                attack=_expect(step.get("attack"), str, f"{where}.chain[{j}].attack", "an attack name"),
-                strength=step.get("strength"),
-            ))
+            at_step = f"{where}.chain[{j}]"
+            _expect(step, dict, at_step, "a table {attack = NAME, strength = VALUE}")
+            step_name = _expect(step.get("attack"), str, f"{at_step}.attack", "an attack name")
+            spec = _get_attack(step_name, f"{at_step}.attack")
+            _check_keys(step, {"attack", "strength", *spec.parameters}, at_step)
+            specs.append(spec)
+            steps.append(ChainStep(attack=step_name, strength=step.get("strength"),
+                                   params=_attack_params(step, spec.parameters, at_step)))
         swept = [s for s in steps if s.strength is None]
         if len(swept) != 1:
             raise SuiteError(f"{where}.chain: exactly one step must leave out 'strength' (it takes the sweep)")
     else:
-        steps = [ChainStep(attack=label, strength=None)]
+        spec = _get_attack(label, f"{where}.name")
+        _check_keys(table, {"name", "label", "strengths", *spec.parameters}, where)
+        if "label" in table:
+            label = _expect(table["label"], str, f"{where}.label", "a string naming this row")
+            if not label:
+                raise SuiteError(f"{where}.label: must not be empty")
+        specs = [spec]
+        steps = [ChainStep(attack=spec.name, strength=None, params=_attack_params(table, spec.parameters, where))]
         swept = steps
 
-    specs = []
-    for j, step in enumerate(steps):
-        try:
-            specs.append(registry.get_attack(step.attack))
-        except registry.RegistryError as exc:
-            field_name = f"{where}.chain[{j}].attack" if len(steps) > 1 else f"{where}.name"
-            raise SuiteError(f"{field_name}: {exc}") from None
     modalities = {s.modality for s in specs}
     if len(modalities) > 1:
         raise SuiteError(f"{where}: a chain cannot mix modalities ({', '.join(sorted(modalities))})")
@@ -252,3 +323,41 @@ def _parse_attack(table: Any, where: str) -> AttackConfig:
     if not strengths:
         raise SuiteError(f"{where}.strengths: give at least one strength")
     return AttackConfig(label=label, steps=tuple(steps), strengths=tuple(strengths), modality=modalities.pop())
+
+
+def _get_attack(name: str, where: str) -> Any:
+    try:
+        return registry.get_attack(name)
+    except registry.RegistryError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+
+
+def _attack_params(table: dict[str, Any], declared: dict[str, Any], where: str) -> tuple[tuple[str, Any], ...]:
+    """The declared parameters set in ``table``, type-checked against their defaults, as sorted pairs.
+
+    A default of None takes any scalar (string, number, boolean); otherwise the value
+    must have the default's type (an integer is accepted for a float); a list default
+    takes a list of scalars, stored as a tuple so the config stays hashable.
+    """
+    out = []
+    for pname, default in sorted(declared.items()):
+        if pname not in table:
+            continue
+        value, at_param = table[pname], f"{where}.{pname}"
+        if default is None:
+            value = _expect(value, (str, int, float, bool), at_param, "a string, number or boolean")
+        elif isinstance(default, bool):
+            value = _expect(value, bool, at_param, "a boolean (true or false)")
+        elif isinstance(default, float):
+            value = float(_expect(value, (int, float), at_param, "a number"))
+        elif isinstance(default, int):
+            value = _expect(value, int, at_param, "an integer")
+        elif isinstance(default, str):
+            value = _expect(value, str, at_param, "a string")
+        else:  # a list (or tuple) default
+            _expect(value, list, at_param, "a list")
+            for k, v in enumerate(value):
+                _expect(v, (str, int, float, bool), f"{at_param}[{k}]", "a string, number or boolean")
+            value = tuple(value)
+        out.append((pname, value))
+    return tuple(out)

@@ -6,6 +6,7 @@ from wmbench.report.aggregate import (
     MethodSummary,
     Row,
     failures,
+    skips,
     summarize,
     summarize_methods,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Row",
     "failures",
     "render_report",
+    "skips",
     "summarize",
     "summarize_methods",
     "write_report",

@@ -7,7 +7,9 @@ recomputed from the stored p-values rather than read back).
 Two rules shape this module:
 
 * a failed cell is never a miss: it is left out of every rate and counted in
-  ``errors``, so a crashing attack cannot pass for a strong one;
+  ``errors``, so a crashing attack cannot pass for a strong one; a *skipped* cell
+  (the attack raised ``SkipCell``: it cannot run here, e.g. no endpoint configured)
+  is left out too and counted in ``skipped``, not as an error;
 * marked and unmarked cells are kept apart: marked cells give the detection rate
   (TPR), unmarked ones the *measured* false-positive rate (FPR), which should sit
   near alpha if the method's p-values are honest.
@@ -36,6 +38,7 @@ from wmbench.stats import Rate, rate
 from wmbench.store import Record
 
 NONE_ATTACK = "none"
+PREFIX_ATTACK = "truncate"  # its rows are detections on text prefixes: they give "tokens needed"
 NO_P_VALUE = "no p-value recorded"
 
 GroupKey = tuple[str, str, str, int]  # modality, method, attack, strength_index
@@ -72,6 +75,7 @@ class Row:
     mean_tokens: float | None = None  # tokens the detector scored, marked items
     mean_substitutable: float | None = None  # words the detector could score (lexical), marked items
     mean_words: float | None = None  # all words, marked items (lexical)
+    skipped: int = 0  # cells the attack could not run here (SkipCell), marked and unmarked
 
     @property
     def n_pos(self) -> int:
@@ -110,6 +114,8 @@ class MethodSummary:
     embed_similarity: float | None = None  # marked items vs their reference, no attack
     clean_tokens: float | None = None  # tokens scored on marked items, no attack
     settings: tuple[tuple[str, str], ...] = ()  # detector settings reported in ``extra`` (gamma, ...)
+    skipped: int = 0  # cells the attack could not run here (SkipCell)
+    tokens_needed: TokensNeeded | None = None  # text marks swept with the truncate attack
 
     @property
     def has_unpaired(self) -> bool:
@@ -126,6 +132,47 @@ class MethodSummary:
         if self.embed_perplexity is None or not self.clean_perplexity_unmarked:
             return None
         return self.embed_perplexity / self.clean_perplexity_unmarked
+
+
+@dataclass(frozen=True)
+class TokensNeeded:
+    """How much text a detection needs, from the ``truncate`` sweep (prefixes of marked texts).
+
+    Per marked sample: the tokens the detector scored on the shortest tested prefix
+    with p < alpha (longer prefixes are not required to pass too; the full text
+    counts as the longest prefix). ``median`` is over the samples that got there.
+    """
+
+    median: float | None
+    reached: int  # samples detected on some prefix
+    samples: int  # samples with usable prefix cells
+
+    @property
+    def text(self) -> str:
+        if self.median is None:
+            return f"not reached (0/{self.samples})"
+        return f"{self.median:g} ({self.reached}/{self.samples})"
+
+
+def tokens_needed(cells: Iterable[Record], alpha: float) -> TokensNeeded | None:
+    """Tokens needed for p < alpha, or None when the run has no prefix sweep."""
+    by_sample: dict[str, list[Record]] = {}
+    has_prefixes = False
+    for r in cells:
+        if r.marked and failure(r) is None and r.attack in (PREFIX_ATTACK, NONE_ATTACK) and r.tokens is not None:
+            by_sample.setdefault(r.sample, []).append(r)
+            has_prefixes |= r.attack == PREFIX_ATTACK
+    if not has_prefixes:
+        return None
+    needed = []
+    for prefixes in by_sample.values():
+        passing = [r.tokens for r in prefixes if is_detected(r, alpha)]
+        if passing:
+            needed.append(min(passing))
+    needed.sort()
+    mid = len(needed) // 2
+    median = None if not needed else float(needed[mid] if len(needed) % 2 else (needed[mid - 1] + needed[mid]) / 2)
+    return TokensNeeded(median=median, reached=len(needed), samples=len(by_sample))
 
 
 @dataclass(frozen=True)
@@ -149,10 +196,14 @@ def failure(record: Record) -> str | None:
     """The reason a cell cannot count, or None when it has a usable p-value.
 
     A cell without an error but also without a p-value should not exist; it is
-    treated as failed rather than silently dropped or counted as a miss.
+    treated as failed rather than silently dropped or counted as a miss. A skipped
+    cell cannot count either (its reason is returned), but it is reported apart,
+    never as failed: see :func:`skips`.
     """
     if record.error is not None:
         return record.error
+    if record.skipped is not None:
+        return record.skipped
     if record.p_value is None or math.isnan(record.p_value):
         return NO_P_VALUE
     return None
@@ -213,11 +264,21 @@ def failures(records: Iterable[Record]) -> list[FailureGroup]:
     """Failed cells grouped by error message, the most frequent message first."""
     groups: dict[str, list[FailedCell]] = {}
     for r in records:
-        message = failure(r)
+        message = failure(r) if r.skipped is None else None
         if message is not None:
             groups.setdefault(message, []).append(
                 FailedCell(r.sample, r.method, r.attack, r.strength, r.marked))
     ordered = sorted(groups.items(), key=lambda item: -len(item[1]))  # stable: ties keep first-seen order
+    return [FailureGroup(message, tuple(cells)) for message, cells in ordered]
+
+
+def skips(records: Iterable[Record]) -> list[FailureGroup]:
+    """Skipped cells grouped by their reason, the most frequent first (same shape as failures)."""
+    groups: dict[str, list[FailedCell]] = {}
+    for r in records:
+        if r.skipped is not None:
+            groups.setdefault(r.skipped, []).append(FailedCell(r.sample, r.method, r.attack, r.strength, r.marked))
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
     return [FailureGroup(message, tuple(cells)) for message, cells in ordered]
 
 
@@ -251,8 +312,8 @@ def _ordered(groups: dict[GroupKey, list[Record]]) -> list[tuple[GroupKey, list[
 
 
 def _split(cells: Sequence[Record], marked: bool) -> tuple[list[Record], int]:
-    """The usable cells of one polarity, and how many of that polarity failed."""
-    same = [r for r in cells if r.marked == marked]
+    """The usable cells of one polarity, and how many of that polarity failed (skipped ones are neither)."""
+    same = [r for r in cells if r.marked == marked and r.skipped is None]
     ok = [r for r in same if failure(r) is None]
     return ok, len(same) - len(ok)
 
@@ -300,6 +361,7 @@ def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str, paired
         mean_tokens=finite_mean(r.tokens for r in pos),
         mean_substitutable=finite_mean(_extra_number(r, "substitutable") for r in pos),
         mean_words=finite_mean(_extra_number(r, "words") for r in pos),
+        skipped=sum(r.skipped is not None for r in cells),
     )
 
 
@@ -317,7 +379,8 @@ def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval:
         samples=len(samples),
         keys=len({r.wm_key for r in cells}),
         cells=len(cells),
-        errors=sum(failure(r) is not None for r in cells),
+        errors=sum(failure(r) is not None and r.skipped is None for r in cells),
+        skipped=sum(r.skipped is not None for r in cells),
         embed_psnr=finite_mean(r.psnr for r in pos),
         embed_ssim=finite_mean(r.ssim for r in pos),
         embed_seconds=finite_mean(_embed_seconds(r) for r in pos),
@@ -332,6 +395,7 @@ def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval:
         embed_similarity=finite_mean(r.similarity for r in pos),
         clean_tokens=finite_mean(r.tokens for r in pos),
         settings=_settings(cells),
+        tokens_needed=tokens_needed(cells, alpha) if modality == "text" else None,
     )
 
 

@@ -33,6 +33,7 @@ from wmbench.report.aggregate import (
     Row,
     failures,
     fpr_exceeds_alpha,
+    skips,
     summarize,
     summarize_methods,
 )
@@ -302,6 +303,7 @@ _ROW_COLUMNS: dict[str, Callable[[Row], Any]] = {
     "tokens": lambda r: r.mean_tokens,
     "substitutable": lambda r: r.mean_substitutable,
     "refused": lambda r: r.refused or None,
+    "skipped": lambda r: r.skipped or None,
 }
 
 # Optional columns of a modality's Overview table: shown only when some method has a value.
@@ -313,6 +315,7 @@ _OVERVIEW_COLUMNS: dict[str, Callable[[MethodSummary], Any]] = {
     "perplexity_ratio": lambda s: s.perplexity_ratio,
     "similarity": lambda s: similarity_to_original(s),
     "tokens": lambda s: s.clean_tokens,
+    "tokens_needed": lambda s: s.tokens_needed,
     "unpaired": lambda s: s.unpaired_samples or None,
 }
 
@@ -419,6 +422,7 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
     rows = summarize(records, alpha, interval)
     summaries = summarize_methods(records, alpha, interval)
     groups = failures(records)
+    skipped = skips(records)
     views = method_views(rows, summaries, alpha)
     modalities = modality_groups(views, records)
     context = {
@@ -431,6 +435,8 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
         "shown_modalities": {g.modality for g in modalities},
         "failures": groups,
         "failed_total": sum(len(g.cells) for g in groups),
+        "skips": skipped,
+        "skipped_total": sum(len(g.cells) for g in skipped),
         "cells_total": len(records),
         "samples_total": len({r.sample for r in records}),
         "attacks_total": len({r.attack for r in records if r.attack != NONE_ATTACK}),

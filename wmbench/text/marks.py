@@ -12,7 +12,12 @@ set is chosen and in where the skew comes from:
   synonyms in a real thesaurus are swapped for a green synonym (inflection and case
   kept). Detection scores only words the thesaurus can substitute.
 
-Generation marks write text from a prompt (``generates = True``); their negatives
+Every mark takes ``normalize``: when true the detector first strips invisible format
+characters and maps look-alike letters back to Latin (:mod:`wmbench.text.confusables`),
+undoing the ``homoglyph`` and ``zero_width`` attacks; a suite runs a mark both ways
+to show what that normalisation is worth.
+
+Generation marks write text from a prompt with the suite's LM (``generates = True``); their negatives
 are unmarked generations from the same prompt with the same sampling draws.
 Detection needs the text and the key only, never the model.
 """
@@ -24,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wmbench.api import Detection, Watermarker, watermarker
+from wmbench.api import Detection, Filler, Watermarker, watermarker
 from wmbench.text.green import (
     GreenCount,
     context_hashes,
@@ -35,7 +40,9 @@ from wmbench.text.green import (
     string_hash,
     token_hashes,
 )
-from wmbench.text.tokenize import detokenize, normalize, token_forms, tokenize
+from wmbench.text.confusables import skeleton
+from wmbench.text.lm import NGRAM, LogitBias, load_lm
+from wmbench.text.tokenize import detokenize, normalize, tokenize
 
 
 def _detection(count: GreenCount, **extra: Any) -> Detection:
@@ -52,53 +59,58 @@ def _prompt_seed(prompt: str) -> int:
 
 
 class _GreenListGeneration(Watermarker):
-    """Generation with the embedded n-gram LM, biased towards a keyed green list."""
+    """Generation with the suite's LM, biased towards a keyed green list.
+
+    ``lm`` is ``"ngram"`` (the embedded model) or a local transformers folder; a
+    suite's ``[text] lm`` fills it in. Detection hashes the LM's own tokens, so it
+    needs that LM's tokenizer but never its weights.
+    """
 
     modality = "text"
     generates = True
+    accepts_filler = True
     width: ClassVar[int]
-    parameters: ClassVar[dict[str, Any]] = {"gamma": 0.25, "delta": 2.0, "max_new_tokens": 200}
+    parameters: ClassVar[dict[str, Any]] = {"gamma": 0.25, "delta": 2.0, "max_new_tokens": 200, "lm": NGRAM,
+                                            "normalize": False}
 
-    def __init__(self, gamma: float = 0.25, delta: float = 2.0, max_new_tokens: int = 200) -> None:
-        from wmbench.text.corpus import default_lm
-
+    def __init__(self, gamma: float = 0.25, delta: float = 2.0, max_new_tokens: int = 200,
+                 lm: str = NGRAM, normalize: bool = False) -> None:
         if not 0 < gamma < 1:
             raise ValueError(f"gamma must lie strictly between 0 and 1, got {gamma}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         self.gamma, self.delta, self.max_new_tokens = float(gamma), float(delta), int(max_new_tokens)
-        self.lm = default_lm()
-        self.vocab_hashes = token_hashes(self.lm.vocab)
+        self.lm = load_lm(lm)
+        self.normalize = bool(normalize)
 
-    def _generate(self, prompt: str, key: str | None) -> str:
-        from wmbench.text.ngram import generate_ids, render
+    def _bias(self, key: str) -> LogitBias:
+        """delta on the green ids of the context the next token will be scored in."""
+        k = key_hash(key)
+        vocab_hashes = self.lm.vocab_hashes
+        masks: dict[int, np.ndarray] = {}
 
-        prompt_ids = self.lm.encode_text(prompt)
-        start = self.lm.order - 1 + len(prompt_ids)
-        processor = None
-        if key is not None:
-            k = key_hash(key)
-            masks: dict[int, np.ndarray] = {}
+        def bias(generated: np.ndarray) -> np.ndarray:
+            # `generated`: hashes of the tokens written so far. The detector sees only
+            # the generated text: its context is the last `width` of them, or the
+            # start marker at the beginning
+            recent = generated[max(0, len(generated) - self.width):]
+            context = context_hashes(np.append(recent, np.uint64(0)), self.width)[-1]
+            mask = masks.get(int(context))
+            if mask is None:
+                mask = masks[int(context)] = self.delta * green_mask(context, vocab_hashes, k, self.gamma)
+            return mask
 
-            def processor(history: np.ndarray, logits: np.ndarray) -> np.ndarray:
-                # the context of the next token: the last `width` generated tokens
-                recent = self.vocab_hashes[history[max(start, len(history) - self.width):]]
-                context = context_hashes(np.append(recent, np.uint64(0)), self.width)[-1]
-                mask = masks.get(int(context))
-                if mask is None:
-                    mask = masks[int(context)] = green_mask(context, self.vocab_hashes, k, self.gamma)
-                return logits + self.delta * mask
+        return bias
 
-        ids = generate_ids(self.lm, prompt_ids, self.max_new_tokens, np.random.default_rng(_prompt_seed(prompt)),
-                           processor)
-        return render(self.lm, ids, after=prompt)
+    def embed(self, item: str, key: str, filler: Filler | None = None) -> str:
+        return self.lm.generate(item, self.max_new_tokens, _prompt_seed(item), self._bias(key), filler)
 
-    def embed(self, item: str, key: str) -> str:
-        return self._generate(item, key)
-
-    def unmarked(self, item: str, key: str) -> str:
-        return self._generate(item, None)
+    def unmarked(self, item: str, key: str, filler: Filler | None = None) -> str:
+        return self.lm.generate(item, self.max_new_tokens, _prompt_seed(item), None, filler)
 
     def detect(self, item: str, key: str) -> Detection:
-        count = count_green(token_hashes(token_forms(item)), key_hash(key), self.gamma, self.width)
+        text = skeleton(item) if self.normalize else item
+        count = count_green(token_hashes(self.lm.scoring_tokens(text)), key_hash(key), self.gamma, self.width)
         return _detection(count)
 
 
@@ -124,14 +136,15 @@ class Lexical(Watermarker):
 
     name = "lexical"
     modality = "text"
-    parameters: ClassVar[dict[str, Any]] = {"gamma": 0.5}
+    parameters: ClassVar[dict[str, Any]] = {"gamma": 0.5, "normalize": False}
 
-    def __init__(self, gamma: float = 0.5) -> None:
+    def __init__(self, gamma: float = 0.5, normalize: bool = False) -> None:
         from wmbench.text.thesaurus import load_thesaurus
 
         if not 0 < gamma < 1:
             raise ValueError(f"gamma must lie strictly between 0 and 1, got {gamma}")
         self.gamma = float(gamma)
+        self.normalize = bool(normalize)
         self.thesaurus = load_thesaurus()
 
     def _green(self, words: list[str], k: np.uint64) -> np.ndarray:
@@ -154,7 +167,7 @@ class Lexical(Watermarker):
         return detokenize(out)
 
     def detect(self, item: str, key: str) -> Detection:
-        words = [t.text for t in tokenize(item) if t.is_word]
+        words = [t.text for t in tokenize(skeleton(item) if self.normalize else item) if t.is_word]
         scorable = [normalize(w) for w in words if self.thesaurus.substitutes(w)]
         hashes = np.asarray([string_hash(w) for w in dict.fromkeys(scorable)], dtype=np.uint64)
         count = count_green(hashes, key_hash(key), self.gamma, width=0)

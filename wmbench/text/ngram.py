@@ -394,14 +394,20 @@ _SENTENCE_END = frozenset(".!?\u2026") | {"...", "!!", "??"}
 
 
 def render(lm: NgramLM, ids: Iterable[int], after: str = "") -> str:
-    """Text for generated ``ids`` that reads naturally when appended to ``after``.
+    """Text for generated ``ids`` that reads naturally when appended to ``after``."""
+    return "".join(render_parts(lm, ids, after))
+
+
+def render_parts(lm: NgramLM, ids: Iterable[int], after: str = "") -> list[str]:
+    """``render`` as one string per id (empty for an id that renders as nothing).
 
     Words take their most common surface form from training (so "i" comes out as
     "I" and "python" as "Python") and are capitalised at the start of a sentence;
     punctuation hugs the word before it, opening brackets the word after, and
     straight quotes alternate between opening and closing. A space is added wherever
     two glued tokens would otherwise tokenize as one, so ``encode_text`` of the
-    result gives back ``ids`` (words outside the vocabulary aside).
+    result gives back ``ids`` (words outside the vocabulary aside). One part per id
+    lets a caller insert text after a given token.
     """
     tail = [t.text for t in tokenize(after) if t.text]
     last = tail[-1] if tail else ""
@@ -413,6 +419,7 @@ def render(lm: NgramLM, ids: Iterable[int], after: str = "") -> str:
     for i in ids:
         word = lm.surface[int(i)]
         if not word:
+            parts.append("")
             continue
         if word in quote_open:
             opening = not quote_open[word]
@@ -437,7 +444,7 @@ def render(lm: NgramLM, ids: Iterable[int], after: str = "") -> str:
             space = True
         parts.append((" " if space else "") + word)
         glued_to = word
-    return "".join(parts)
+    return parts
 
 
 def generate_ids(lm: NgramLM, prompt_ids: Sequence[int] | np.ndarray, max_new_tokens: int,
@@ -513,5 +520,5 @@ def generate(lm: NgramLM, prompt: str, max_new_tokens: int, rng: np.random.Gener
 
 __all__ = [
     "BOS", "BOS_ID", "EOS", "EOS_ID", "UNK", "UNK_ID", "LogitsProcessor", "NgramLM",
-    "OrderTable", "generate", "generate_ids", "paragraphs", "render",
+    "OrderTable", "generate", "generate_ids", "paragraphs", "render", "render_parts",
 ]

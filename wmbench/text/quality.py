@@ -1,7 +1,8 @@
-"""Text quality per cell: perplexity under the reference LM, semantic similarity.
+"""Text quality per cell: perplexity under the suite's LM, semantic similarity.
 
-Both backends load once per worker process. Similarity needs the optional model
-package; without it the column stays empty and the run says why once.
+Both backends load once per worker process. Each function returns ``(value,
+reason)``: when a value cannot be measured (backend missing, empty text) it is
+None and the reason says why, so the cell can show it instead of a number.
 """
 
 from __future__ import annotations
@@ -13,13 +14,6 @@ from wmbench.errors import WmbenchError
 
 
 @cache
-def _lm():  # noqa: ANN202 - NgramLM
-    from wmbench.text.corpus import default_lm
-
-    return default_lm()
-
-
-@cache
 def _similarity_model():  # noqa: ANN202 - SimilarityModel | None
     from wmbench.text.similarity import load_similarity
 
@@ -27,21 +21,36 @@ def _similarity_model():  # noqa: ANN202 - SimilarityModel | None
         return load_similarity()
     except WmbenchError as exc:
         warnings.warn(f"semantic similarity not measured: {exc}", stacklevel=2)
+        _errors.append(str(exc))
         return None
 
 
-def perplexity(text: str) -> float | None:
-    """Perplexity under the embedded n-gram LM; None for a text with no token."""
+_errors: list[str] = []
+
+
+def _similarity_error() -> str:
+    return _errors[-1] if _errors else "unknown reason"
+
+
+def perplexity(text: str, lm: str = "ngram") -> tuple[float | None, str | None]:
+    """Perplexity under the LM named by ``lm`` (see :mod:`wmbench.text.lm`)."""
+    from wmbench.text.lm import load_lm
+
     if not text.strip():
-        return None
-    return float(_lm().perplexity(text))
+        return None, "empty text"
+    try:
+        return float(load_lm(lm).perplexity(text)), None
+    except ValueError as exc:  # e.g. a text of one token under a model with no BOS
+        return None, str(exc)
 
 
-def similarity(reference: str, text: str) -> float | None:
-    """Cosine similarity of all-MiniLM-L6-v2 embeddings; None if the model is missing."""
+def similarity(reference: str, text: str) -> tuple[float | None, str | None]:
+    """Cosine similarity of all-MiniLM-L6-v2 embeddings."""
     if reference == text:
-        return 1.0
+        return 1.0, None
     model = _similarity_model()
-    if model is None or not text.strip() or not reference.strip():
-        return None
-    return float(model.similarity(reference, text))
+    if model is None:
+        return None, f"similarity model unavailable: {_similarity_error()}"
+    if not text.strip() or not reference.strip():
+        return None, "empty text"
+    return float(model.similarity(reference, text)), None

@@ -1,0 +1,385 @@
+"""``wmbench check-plugin NAME``: run the attack contract on real samples.
+
+A plugin author gets, in a few seconds and before any suite runs, the checks that the
+runner otherwise only reveals as odd numbers in a report: a non-deterministic attack
+makes marked and unmarked copies incomparable, an attack that edits its input in
+place corrupts the cached item every later cell reads, a wrong output type fails
+every cell, and a sweep listed strong -> weak draws the robustness curve backwards.
+
+The checks call the attack exactly as the runner does (``spec(item, strength, rng)``)
+on the bundled samples of its modality; nothing about the attack is changed to make
+it faster, so only a few samples are used.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wmbench import registry
+from wmbench.api import AttackSpec, SkipCell
+from wmbench.modality import Modality, modality
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+# Quality may get better from one strength to a stronger one by up to this fraction
+# (relative to the weaker strength's mean) before the ordering check fails: sample
+# means over 2-3 items are noisy, and a sweep with a flat stretch is not wrong.
+ORDER_TOLERANCE = 0.05
+
+# The metrics that judge the ordering, and which way is better. All of them fall as
+# damage grows for every built-in attack. Perplexity is shown but does not vote: typos
+# and look-alike letters make out-of-vocabulary words, which *lower* an n-gram model's
+# perplexity, so it is no measure of damage.
+JUDGED: tuple[str, ...] = ("psnr", "ssim", "similarity")  # higher is better for each
+SHOWN_FIRST: tuple[str, ...] = ("psnr", "ssim", "similarity", "perplexity")
+
+# Tiny images for the empty-input check: a 1x1 pixel and an 8x8 tile, below what any
+# real photo is, so an attack's edge cases (kernels larger than the image) show up.
+TINY_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 1, 3), (8, 8, 3))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verdict: which contract rule, PASS/FAIL/SKIP, and why."""
+
+    name: str
+    status: str
+    reason: str
+
+
+@dataclass
+class Outcome:
+    """What one attack call on one sample produced (or raised)."""
+
+    sample: str
+    index: int  # position of the strength in the sweep, weak (0) -> strong
+    strength: Any
+    output: Any = None
+    error: BaseException | None = None
+    skipped: str | None = None  # the attack raised SkipCell: it cannot run here (no endpoint, ...)
+    repeat_equal: bool = True  # second call with an equally seeded rng gave the same output
+    input_modified: bool = False
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PluginReport:
+    spec: AttackSpec
+    samples: list[str]
+    seed: int
+    quality_table: list[tuple[Any, dict[str, float | None]]]
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+
+# --- samples ------------------------------------------------------------------------------
+
+
+def builtin_samples(kind: str, count: int) -> list[tuple[str, Any]]:
+    """The first ``count`` bundled samples of a modality, loaded as the runner loads them."""
+    from wmbench.samples import discover_images, discover_texts
+
+    discover = {"image": lambda: discover_images(("builtin:images",), Path.cwd()),
+                "text": lambda: discover_texts(("builtin:texts",), Path.cwd())}[kind]
+    load = modality(kind).load
+    return [(s.id, load(s.source)) for s in discover()[:count]]
+
+
+# --- calling the attack -------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, and for arrays the same dtype and shape too."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b)))
+    try:
+        return bool(a == b)
+    except Exception:  # an exotic output type whose == raises: not comparable, so not equal
+        return False
+
+
+def _call(spec: AttackSpec, item: Any, strength: Any, seed: int) -> tuple[Any, Any]:
+    """Run the attack on a private copy of ``item``; return (output, the copy afterwards)."""
+    private = copy.deepcopy(item)
+    return spec(private, strength, np.random.default_rng(seed)), private
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics only: a modality may add string notes (why one is missing)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(float(v))}
+
+
+def run_one(spec: AttackSpec, kind: Modality, sample: str, item: Any, index: int, seed: int) -> Outcome:
+    """Call twice with equally seeded generators, each on its own copy of the input."""
+    strength = spec.strengths[index]
+    outcome = Outcome(sample=sample, index=index, strength=strength)
+    try:
+        outcome.output, seen = _call(spec, item, strength, seed)
+        outcome.input_modified = not _same(seen, item)
+        again, _ = _call(spec, item, strength, seed)
+    except SkipCell as exc:  # not a bug: the runner records such a cell as skipped, too
+        outcome.skipped = str(exc) or "SkipCell"
+        return outcome
+    except Exception as exc:  # the plugin's own bug: reported, never raised
+        outcome.error = exc
+        return outcome
+    outcome.repeat_equal = _same(outcome.output, again)
+    if kind.problem(outcome.output) is None:
+        outcome.quality = _numbers(kind.quality(item, outcome.output))
+    return outcome
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def _where(o: Outcome) -> str:
+    return f"sample {o.sample}, strength {o.strength!r}"
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _returned(outcomes: list[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if o.error is None and o.skipped is None]
+
+
+def _nothing_returned(outcomes: list[Outcome]) -> str:
+    skipped = [o.skipped for o in outcomes if o.skipped]
+    return f"the attack skipped itself: {skipped[0]}" if skipped else "no call returned"
+
+
+def check_runs(outcomes: list[Outcome]) -> Check:
+    bad = [o for o in outcomes if o.error is not None]
+    skipped = [o for o in outcomes if o.skipped is not None]
+    if bad:
+        return Check("runs", FAIL, f"raised {_error_text(bad[0].error)} ({_where(bad[0])}; "
+                                   f"{len(bad)} of {len(outcomes)} calls raised)")
+    if len(skipped) == len(outcomes):
+        return Check("runs", SKIP, _nothing_returned(outcomes))
+    note = f"; {len(skipped)} skipped: {skipped[0].skipped}" if skipped else ""
+    return Check("runs", PASS, f"{len(outcomes) - len(skipped)} calls on real samples returned{note}")
+
+
+def check_deterministic(outcomes: list[Outcome]) -> Check:
+    ran = _returned(outcomes)
+    bad = [o for o in ran if not o.repeat_equal]
+    if not ran:
+        return Check("deterministic", SKIP, _nothing_returned(outcomes))
+    if bad:
+        return Check("deterministic", FAIL,
+                     f"two calls with equally seeded rngs gave different outputs ({_where(bad[0])}; "
+                     f"{len(bad)} of {len(ran)}): draw every random choice from `rng`")
+    return Check("deterministic", PASS, f"equally seeded rngs gave identical outputs ({len(ran)} pairs)")
+
+
+def check_input_untouched(outcomes: list[Outcome]) -> Check:
+    ran = _returned(outcomes)
+    bad = [o for o in ran if o.input_modified]
+    if not ran:
+        return Check("input untouched", SKIP, _nothing_returned(outcomes))
+    if bad:
+        return Check("input untouched", FAIL,
+                     f"the input was modified in place ({_where(bad[0])}; {len(bad)} of {len(ran)}): "
+                     "work on a copy, e.g. `out = image.copy()`")
+    return Check("input untouched", PASS, f"the input equals its copy after every call ({len(ran)})")
+
+
+def check_output_type(outcomes: list[Outcome], kind: Modality) -> Check:
+    ran = _returned(outcomes)
+    bad = [(o, kind.problem(o.output)) for o in ran if kind.problem(o.output)]
+    if not ran:
+        return Check("output type", SKIP, _nothing_returned(outcomes))
+    if bad:
+        o, problem = bad[0]
+        return Check("output type", FAIL, f"{problem} ({_where(o)}; {len(bad)} of {len(ran)})")
+    want = "a uint8 HxWx3 array" if kind.name == "image" else "a str"
+    return Check("output type", PASS, f"every output is {want} ({len(ran)})")
+
+
+def _tiny_image(shape: tuple[int, int, int]) -> np.ndarray:
+    """A small gradient (not flat, so an attack has something to change)."""
+    return (np.arange(math.prod(shape), dtype=np.int64).reshape(shape) * 37 % 256).astype(np.uint8)
+
+
+def _empty_case(spec: AttackSpec, kind: Modality, item: Any, label: str, strength: Any, seed: int,
+                allowed: tuple[type[BaseException], ...]) -> str | None:
+    """Why the attack mishandles this degenerate input, or None if it copes."""
+    try:
+        out, _ = _call(spec, item, strength, seed)
+    except SkipCell:
+        return None
+    except allowed as exc:
+        return None if str(exc).strip() else f"raised {type(exc).__name__} without a message on {label}"
+    except Exception as exc:
+        rule = ('"" must come back as a str' if kind.name == "text"
+                else "only a ValueError with a message may be raised")
+        return f"raised {_error_text(exc)} on {label} at strength {strength!r}: {rule}"
+    problem = kind.problem(out)
+    return f"{problem} on {label} at strength {strength!r}" if problem else None
+
+
+def check_empty_input(spec: AttackSpec, kind: Modality, seed: int) -> Check:
+    """Text: "" must come back as a str. Image: a 1x1 and an 8x8 image must give an image
+    or a ValueError with a message (the runner records it as that cell's error)."""
+    if kind.name == "text":
+        cases = [("the empty text", "", ())]
+        passed = 'returns a str for "" at every strength'
+    else:
+        cases = [(f"a {s[0]}x{s[1]} image", _tiny_image(s), (ValueError,)) for s in TINY_SHAPES]
+        passed = "1x1 and 8x8 images give an image or a ValueError with a message"
+    for label, item, allowed in cases:
+        for strength in spec.strengths:
+            problem = _empty_case(spec, kind, item, label, strength, seed, allowed)
+            if problem:
+                return Check("empty input", FAIL, problem)
+    return Check("empty input", PASS, passed)
+
+
+def mean_quality(outcomes: list[Outcome], strengths: tuple[Any, ...]) -> list[tuple[Any, dict[str, float | None]]]:
+    """Mean of each metric per strength over the samples where it was measured."""
+    metrics = sorted({m for o in outcomes for m in o.quality}, key=_metric_order)
+    table = []
+    for i, strength in enumerate(strengths):
+        at = [o for o in outcomes if o.index == i]
+        row: dict[str, float | None] = {}
+        for m in metrics:
+            values = [o.quality[m] for o in at if m in o.quality]
+            row[m] = float(np.mean(values)) if values else None
+        table.append((strength, row))
+    return table
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    return (SHOWN_FIRST.index(name) if name in SHOWN_FIRST else len(SHOWN_FIRST), name)
+
+
+def _clearly_better(stronger: float, weaker: float) -> bool:
+    """Is the stronger strength's quality above the weaker's by more than the tolerance?
+
+    PSNR is infinite for an unchanged image: a stronger strength that changes nothing
+    after a weaker one that did is a clear rise; two infinities are a tie.
+    """
+    if math.isinf(weaker) or math.isinf(stronger):
+        return stronger > weaker
+    return stronger > weaker + ORDER_TOLERANCE * abs(weaker)
+
+
+Rise = tuple[Any, float, Any, float]  # weaker strength, its mean, stronger strength, its mean
+
+
+def order_violations(table: list[tuple[Any, dict[str, float | None]]]) -> dict[str, Rise]:
+    """Per judged metric, the first (weaker, stronger) pair whose quality clearly rises;
+    every pair is compared, not only neighbours, so a slow climb is caught too."""
+    found: dict[str, Rise] = {}
+    for metric in JUDGED:
+        column = [(s, q) for s, row in table if (q := row.get(metric)) is not None]
+        for i, (weak, qw) in enumerate(column):
+            hit = next(((s, qs) for s, qs in column[i + 1:] if _clearly_better(qs, qw)), None)
+            if hit is not None:
+                found[metric] = (weak, qw, *hit)
+                break
+    return found
+
+
+def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]], valid_outputs: bool) -> str:
+    if not valid_outputs:
+        return "no output of the right type to measure"  # the checks above say why
+    measured = sorted({m for _, row in table for m, v in row.items() if v is not None})
+    if measured:
+        return (f"only {', '.join(measured)} measured, which does not judge damage "
+                "(is the similarity model installed?)")
+    return "not measurable: psnr/ssim need the output at the input's size"
+
+
+def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], valid_outputs: bool = True) -> Check:
+    """PASS unless a judged metric clearly rises from a weaker to a stronger strength."""
+    judged = [m for m in JUDGED if any(row.get(m) is not None for _, row in table)]
+    tol = f"tolerance {ORDER_TOLERANCE:.0%} of the weaker strength's mean"
+    if len(table) < 2:
+        return Check("strength order", SKIP, "only one strength: nothing to order")
+    if not judged:
+        return Check("strength order", SKIP, _unjudged_reason(table, valid_outputs))
+    bad = order_violations(table)
+    if bad:
+        (metric, (weak, qw, strong, qs)), *others = bad.items()
+        also = f" (also {', '.join(m for m, _ in others)})" if others else ""
+        return Check("strength order", FAIL,
+                     f"quality rises with strength: {metric} {_fmt(qw)} at {weak!r} -> {_fmt(qs)} at {strong!r}"
+                     f"{also}; {tol}; list strengths weak -> strong")
+    return Check("strength order", PASS, f"quality ({', '.join(judged)}) does not rise from weak to strong ({tol})")
+
+
+# --- putting it together ------------------------------------------------------------------
+
+
+def check_attack(name: str, samples: int = 2, seed: int = 0) -> PluginReport:
+    """Run every check on ``samples`` bundled samples; raises RegistryError for a bad name."""
+    spec = registry.get_attack(name)
+    kind = modality(spec.modality)
+    items = builtin_samples(spec.modality, samples)
+    outcomes = [run_one(spec, kind, sample_id, item, i, seed)
+                for sample_id, item in items for i in range(len(spec.strengths))]
+    table = mean_quality(outcomes, spec.strengths)
+    valid = any(kind.problem(o.output) is None for o in _returned(outcomes))
+    checks = [check_runs(outcomes), check_deterministic(outcomes), check_input_untouched(outcomes),
+              check_output_type(outcomes, kind), check_empty_input(spec, kind, seed),
+              check_strength_order(table, valid)]
+    return PluginReport(spec=spec, samples=[s for s, _ in items], seed=seed, quality_table=table,
+                        checks=checks)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _quality_lines(table: list[tuple[Any, dict[str, float | None]]]) -> list[str]:
+    metrics = sorted({m for _, row in table for m, v in row.items() if v is not None}, key=_metric_order)
+    if not metrics:
+        return ["quality: not measured (see the strength order check)"]
+    header = ["strength", *metrics]
+    rows = [[repr(s) if isinstance(s, str) else str(s), *(_fmt(row.get(m)) for m in metrics)]
+            for s, row in table]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["mean quality per strength, weak -> strong, against the unattacked samples:"]
+    for r in [header, *rows]:
+        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    unjudged = [m for m in metrics if m not in JUDGED]
+    if unjudged:
+        lines.append(f"  ({', '.join(unjudged)}: shown, not used for the order check)")
+    return lines
+
+
+def format_report(report: PluginReport) -> str:
+    """What a user reads: the attack, its quality table, one line per check, a summary."""
+    spec = report.spec
+    source = "builtin:images" if spec.modality == "image" else "builtin:texts"
+    lines = [f"attack {spec.name} ({spec.modality}) from {spec.source}",
+             f"samples: {', '.join(report.samples)} ({source}), seed {report.seed}", "",
+             *_quality_lines(report.quality_table), ""]
+    width = max(len(c.name) for c in report.checks)
+    lines += [f"{c.status}  {c.name.ljust(width)}  {c.reason}" for c in report.checks]
+    failed = [c.name for c in report.checks if c.status == FAIL]
+    passed = sum(c.status == PASS for c in report.checks)
+    skipped = sum(c.status == SKIP for c in report.checks)
+    summary = f"{spec.name}: {passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")
+    lines += ["", summary + (f" ({', '.join(failed)})" if failed else "")]
+    return "\n".join(lines)
