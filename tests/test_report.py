@@ -509,3 +509,24 @@ def test_tokens_needed_is_the_shortest_detected_prefix_median_over_texts() -> No
     assert summarize_methods([r for r in records if r.attack == "none"], ALPHA)[0].tokens_needed is None
     nothing = summarize_methods([_prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6)], ALPHA)
     assert nothing[0].tokens_needed.text == "not reached (0/1)"
+
+
+def test_quality_chart_draws_one_curve_per_attack_against_similarity() -> None:
+    from wmbench.report.html import quality_chart
+
+    records = []
+    for strength_index, (sim, detected) in enumerate([(0.9, True), (0.6, True), (0.3, False)]):
+        for sample in ("p1", "p2"):
+            records.append(rec(sample=sample, modality="text", method="kgw", attack="synonym", strength=sim,
+                               strength_index=strength_index, similarity=sim, p_value=1e-6 if detected else 0.4,
+                               psnr=None, ssim=None, bits_matched=None, bits_total=None))
+    records.append(rec(sample="p1", modality="text", method="kgw", attack="typo", strength=0.1, similarity=0.95,
+                       psnr=None, ssim=None, bits_matched=None, bits_total=None))
+    chart = quality_chart("text", summarize(records, ALPHA), ALPHA)
+    assert [c.attack for c in chart.curves] == ["synonym", "typo"]
+    synonym = chart.curves[0].markers
+    assert [m.x for m in synonym] == sorted((m.x for m in synonym), reverse=True)  # weaker = more similar = right
+    assert [m.y for m in synonym][-1] == chart.bottom  # TPR 0 at the strongest
+    assert chart.x_ticks[0].label == "0.3" and chart.x_ticks[-1].label == "1"
+    no_quality = [rec(modality="text", method="kgw", attack="typo", psnr=None, similarity=None)]
+    assert quality_chart("text", summarize(no_quality, ALPHA), ALPHA) is None

@@ -176,6 +176,87 @@ def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: Pool
                  alpha_y=y(alpha), alpha_label=f"α = {alpha:g}")
 
 
+@dataclass(frozen=True)
+class QualityCurve:
+    attack: str
+    css: str  # "q0".."q7": colour from the stylesheet
+    line: str  # polyline points, weak -> strong
+    markers: tuple[Marker, ...]
+
+
+@dataclass(frozen=True)
+class QualityChart:
+    """TPR against what the attack left of the item's quality, every attack in one plot.
+
+    The question an attacker asks: how much damage must I do to erase the mark? A
+    curve that falls to 0 near the right edge means the mark dies while the item is
+    still nearly intact.
+    """
+
+    metric: str  # "similarity" | "psnr"
+    axis_title: str
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    curves: tuple[QualityCurve, ...]
+    alpha_y: float
+    alpha_label: str
+
+
+_QUALITY_AXES = {
+    "text": ("similarity", "semantic similarity of the attacked marked text to its reference", lambda r: r.mean_similarity),
+    "image": ("psnr", "PSNR of the attacked marked image vs the original (dB)", lambda r: r.mean_psnr),
+}
+_QW, _QH = 720, 300
+QUALITY_COLOURS = 8
+
+
+def quality_chart(modality: str, rows: Sequence[Row], alpha: float) -> QualityChart | None:
+    """One curve per attack through (mean quality, TPR) at each strength; None without data."""
+    if modality not in _QUALITY_AXES:
+        return None
+    metric, axis_title, value = _QUALITY_AXES[modality]
+    attacks: dict[str, list[tuple[float, Row]]] = {}
+    for r in rows:
+        x = value(r)
+        if r.attack != NONE_ATTACK and x is not None and math.isfinite(x) and r.tpr.n:
+            attacks.setdefault(r.attack, []).append((x, r))
+    if not attacks:
+        return None
+    xs = [x for points in attacks.values() for x, _ in points]
+    step = 0.1 if metric == "similarity" else 5.0
+    low = math.floor(round(min(xs) / step, 9)) * step  # round: 0.3 / 0.1 is 2.9999999999999996
+    high = max(math.ceil(round(max(xs) / step, 9)) * step, low + step)
+    left, top, right, bottom = 48, 12, _QW - 14, _QH - 42
+
+    def px(x: float) -> float:
+        return round(left + (x - low) / (high - low) * (right - left), 1)
+
+    def py(v: float) -> float:
+        return round(bottom - v * (bottom - top), 1)
+
+    curves = []
+    for i, (attack, points) in enumerate(attacks.items()):
+        markers = tuple(Marker(px(x), py(r.tpr.value), py(r.tpr.high), py(r.tpr.low),
+                               f"{attack} {format_strength(r.strength)}: TPR {format_rate(r.tpr)}, "
+                               f"{metric} {x:.3g}, n = {r.tpr.n}", whisker=True) for x, r in points)
+        css = f"q{i % QUALITY_COLOURS}" + (" dashed" if (i // QUALITY_COLOURS) % 2 else "")
+        curves.append(QualityCurve(attack, css, " ".join(f"{m.x},{m.y}" for m in markers),
+                                   markers))
+    count = int(round((high - low) / step))
+    stride = max(1, math.ceil(count / 10))
+    x_ticks = tuple(Tick(px(low + k * step), f"{low + k * step:g}", f"{low + k * step:g}")
+                    for k in range(0, count + 1, stride))
+    y_ticks = tuple(Tick(py(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
+    return QualityChart(metric, axis_title, _QW, _QH, left, top, right, bottom, x_ticks, y_ticks, tuple(curves),
+                        alpha_y=py(alpha), alpha_label=f"α = {alpha:g}")
+
+
 def _even_positions(count: int, left: float, right: float) -> list[float]:
     if count == 1:
         return [(left + right) / 2]
@@ -342,6 +423,7 @@ class MethodView:
     columns: frozenset[str]  # optional columns with a value (see _ROW_COLUMNS), plus "split"
     anchor: str
     pools: Pools
+    quality: QualityChart | None = None
 
     @property
     def has_bits(self) -> bool:
@@ -389,7 +471,8 @@ def method_views(rows: Sequence[Row], summaries: Sequence[MethodSummary], alpha:
                 attacks.setdefault(r.attack, []).append(r)
         charts = tuple(robustness_chart(a, rs, alpha, pools if split else None) for a, rs in attacks.items())
         columns = _present(_ROW_COLUMNS, mine) | ({"split"} if split else set())
-        views.append(MethodView(summary, mine, charts, columns, anchor=f"method-{i}", pools=pools))
+        views.append(MethodView(summary, mine, charts, columns, anchor=f"method-{i}", pools=pools,
+                                quality=quality_chart(summary.modality, mine, alpha)))
     return views
 
 
@@ -441,6 +524,8 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
         "samples_total": len({r.sample for r in records}),
         "attacks_total": len({r.attack for r in records if r.attack != NONE_ATTACK}),
         "max_failed_shown": MAX_FAILED_CELLS_SHOWN,
+        # Okabe-Ito colours (readable with colour-vision deficiency), then two greys
+        "quality_colours": ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#7f7f7f", "#333333"),
         "generated_at": format_time(time.time()),
         "script": Markup(_SORT_JS),  # our own constant: nothing user-supplied reaches it
         "csp": _content_security_policy(_SORT_JS),
@@ -475,6 +560,7 @@ def _environment() -> Environment:
         "strength": format_strength, "rate": format_rate, "num": format_number,
         "duration": format_duration, "time": format_time, "psnr_class": psnr_class,
         "sort_value": sort_value,
+        "format_key": lambda css: f"k-{css}",
     })
     env.globals["fpr_exceeds_alpha"] = fpr_exceeds_alpha
     env.globals["similarity_to_original"] = similarity_to_original
