@@ -305,3 +305,14 @@ def test_one_method_twice_needs_a_label_per_setting(base: Path) -> None:
     assert [m.name for m in suite.methods] == ["lexical", "lexical"]
     with pytest.raises(SuiteError, match=r"methods\[1\].label: must not be empty"):
         parse_suite(twice + 'label = " "\n', "s.toml", base)
+
+
+def test_a_generation_time_attack_can_only_start_a_chain(base: Path) -> None:
+    text = (TEXT_METHODS.replace("texts", "prompts").replace("builtin:prompts", "builtin:prompts")
+            + '[[methods]]\nname = "kgw"\n[[attacks]]\nname = "typo_then_emoji"\n'
+            'chain = [{ attack = "typo", strength = 0.1 }, { attack = "emoji" }]\n')
+    with pytest.raises(SuiteError, match=r"chain\[1\].attack: 'emoji' acts while the text is generated"):
+        parse_suite(text, "s.toml", base)
+    ok = text.replace('{ attack = "typo", strength = 0.1 }, { attack = "emoji" }',
+                      '{ attack = "emoji" }, { attack = "typo", strength = 0.1 }')
+    assert parse_suite(ok, "s.toml", base).attacks[0].is_chain

@@ -10,7 +10,7 @@ cannot run where it is (no endpoint configured, say) raises :class:`SkipCell`.
 Built-in attacks in ``attacks/`` use exactly this module and nothing private, so a
 third-party plugin has the same powers as they do.
 
-Contract every attack must honour (``tests/test_attacks_contract.py`` checks it):
+Contract every attack must honour (``wmbench check-plugin NAME`` checks it on real samples):
 
 * deterministic: the same item, strength and a ``numpy.random.Generator`` seeded
   the same way give the same output;

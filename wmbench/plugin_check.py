@@ -215,15 +215,20 @@ def _tiny_image(shape: tuple[int, int, int]) -> np.ndarray:
     return (np.arange(math.prod(shape), dtype=np.int64).reshape(shape) * 37 % 256).astype(np.uint8)
 
 
+class _Skipped(Exception):
+    """The attack raised SkipCell on a degenerate input."""
+
+
 def _empty_case(spec: AttackSpec, kind: Modality, item: Any, label: str, strength: Any, seed: int,
                 allowed: tuple[type[BaseException], ...]) -> str | None:
     """Why the attack mishandles this degenerate input, or None if it copes."""
     try:
         out, _ = _call(spec, item, strength, seed)
-    except SkipCell:
-        return None
+    except SkipCell as exc:
+        raise _Skipped(str(exc)) from None
     except allowed as exc:
-        return None if str(exc).strip() else f"raised {type(exc).__name__} without a message on {label}"
+        return None if str(exc).strip() else (f"raised {type(exc).__name__} without a message on {label} "
+                                              f"at strength {strength!r}: say why in the message")
     except Exception as exc:
         rule = ('"" must come back as a str' if kind.name == "text"
                 else "only a ValueError with a message may be raised")
@@ -241,11 +246,18 @@ def check_empty_input(spec: AttackSpec, kind: Modality, seed: int) -> Check:
     else:
         cases = [(f"a {s[0]}x{s[1]} image", _tiny_image(s), (ValueError,)) for s in TINY_SHAPES]
         passed = "1x1 and 8x8 images give an image or a ValueError with a message"
+    skipped = []
     for label, item, allowed in cases:
         for strength in spec.strengths:
-            problem = _empty_case(spec, kind, item, label, strength, seed, allowed)
+            try:
+                problem = _empty_case(spec, kind, item, label, strength, seed, allowed)
+            except _Skipped as exc:
+                skipped.append(str(exc))
+                continue
             if problem:
                 return Check("empty input", FAIL, problem)
+    if len(skipped) == len(cases) * len(spec.strengths):
+        return Check("empty input", SKIP, f"the attack skipped itself: {skipped[0]}")
     return Check("empty input", PASS, passed)
 
 
@@ -295,9 +307,7 @@ def order_violations(table: list[tuple[Any, dict[str, float | None]]]) -> dict[s
     return found
 
 
-def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]], valid_outputs: bool) -> str:
-    if not valid_outputs:
-        return "no output of the right type to measure"  # the checks above say why
+def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]]) -> str:
     measured = sorted({m for _, row in table for m, v in row.items() if v is not None})
     if measured:
         return (f"only {', '.join(measured)} measured, which does not judge damage "
@@ -305,14 +315,17 @@ def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]], valid_out
     return "not measurable: psnr/ssim need the output at the input's size"
 
 
-def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], valid_outputs: bool = True) -> Check:
-    """PASS unless a judged metric clearly rises from a weaker to a stronger strength."""
+def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], unmeasured: str | None = None) -> Check:
+    """PASS unless a judged metric clearly rises from a weaker to a stronger strength.
+
+    ``unmeasured`` says why no output could be measured at all (the checks above fail
+    or skip for that reason too)."""
     judged = [m for m in JUDGED if any(row.get(m) is not None for _, row in table)]
     tol = f"tolerance {ORDER_TOLERANCE:.0%} of the weaker strength's mean"
     if len(table) < 2:
         return Check("strength order", SKIP, "only one strength: nothing to order")
-    if not judged:
-        return Check("strength order", SKIP, _unjudged_reason(table, valid_outputs))
+    if unmeasured or not judged:
+        return Check("strength order", SKIP, unmeasured or _unjudged_reason(table))
     bad = order_violations(table)
     if bad:
         (metric, (weak, qw, strong, qs)), *others = bad.items()
@@ -326,6 +339,15 @@ def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], valid
 # --- putting it together ------------------------------------------------------------------
 
 
+def _unmeasured(outcomes: list[Outcome], kind: Modality) -> str | None:
+    returned = _returned(outcomes)
+    if not returned:
+        return _nothing_returned(outcomes)
+    if all(kind.problem(o.output) for o in returned):
+        return "no output of the right type to measure"
+    return None
+
+
 def check_attack(name: str, samples: int = 2, seed: int = 0) -> PluginReport:
     """Run every check on ``samples`` bundled samples; raises RegistryError for a bad name."""
     spec = registry.get_attack(name)
@@ -334,10 +356,9 @@ def check_attack(name: str, samples: int = 2, seed: int = 0) -> PluginReport:
     outcomes = [run_one(spec, kind, sample_id, item, i, seed)
                 for sample_id, item in items for i in range(len(spec.strengths))]
     table = mean_quality(outcomes, spec.strengths)
-    valid = any(kind.problem(o.output) is None for o in _returned(outcomes))
     checks = [check_runs(outcomes), check_deterministic(outcomes), check_input_untouched(outcomes),
               check_output_type(outcomes, kind), check_empty_input(spec, kind, seed),
-              check_strength_order(table, valid)]
+              check_strength_order(table, _unmeasured(outcomes, kind))]
     return PluginReport(spec=spec, samples=[s for s, _ in items], seed=seed, quality_table=table,
                         checks=checks)
 

@@ -302,6 +302,10 @@ def _parse_attack(table: Any, where: str) -> AttackConfig:
         swept = [s for s in steps if s.strength is None]
         if len(swept) != 1:
             raise SuiteError(f"{where}.chain: exactly one step must leave out 'strength' (it takes the sweep)")
+        for j, spec in enumerate(specs[1:], start=1):
+            if spec.filler is not None:
+                raise SuiteError(f"{where}.chain[{j}].attack: {spec.name!r} acts while the text is generated, "
+                                 "so it can only be the first step of a chain")
     else:
         spec = _get_attack(label, f"{where}.name")
         _check_keys(table, {"name", "label", "strengths", *spec.parameters}, where)
