@@ -117,3 +117,58 @@ def test_rate() -> None:
     assert math.isnan(empty.value) and str(empty) == "n/a"
     with pytest.raises(ValueError, match="wilson, clopper-pearson"):
         rate(1, 2, "bayes")
+
+
+# -- operating points and ROC ---------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from wmbench.stats import auc, evidence, roc, tpr_at_fpr  # noqa: E402
+
+P_VALUES = st.lists(st.floats(1e-12, 1.0, allow_nan=False), min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(P_VALUES, P_VALUES)
+def test_auc_is_the_mann_whitney_probability(pos: list[float], neg: list[float]) -> None:
+    from scipy.stats import mannwhitneyu
+
+    a, b = evidence(pos), evidence(neg)
+    u = mannwhitneyu(a, b, alternative="two-sided").statistic
+    assert auc(a, b) == pytest.approx(u / (len(a) * len(b)), abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(P_VALUES, P_VALUES)
+def test_roc_runs_from_origin_to_corner_and_never_goes_back(pos: list[float], neg: list[float]) -> None:
+    curve = roc(pos, neg, bootstrap=50)
+    assert (curve.fpr[0], curve.tpr[0]) == (0.0, 0.0)
+    assert curve.fpr[-1] == pytest.approx(1.0) and curve.tpr[-1] == pytest.approx(1.0)
+    assert all(np.diff(curve.fpr) >= 0) and all(np.diff(curve.tpr) >= 0)
+    # trapezoid area under the curve equals the rank AUC
+    assert np.trapezoid(curve.tpr, curve.fpr) == pytest.approx(curve.auc, abs=1e-9)
+    assert curve.auc_low <= curve.auc + 1e-9 and curve.auc <= curve.auc_high + 1e-9
+
+
+def test_roc_needs_both_classes() -> None:
+    assert roc([0.01], []) is None and roc([], [0.5]) is None
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(P_VALUES, P_VALUES, st.sampled_from([0.01, 0.05, 0.1]))
+def test_empirical_threshold_keeps_the_measured_fpr_within_target(pos: list[float], neg: list[float],
+                                                                  target: float) -> None:
+    point = tpr_at_fpr(pos, neg, target)
+    false_alarms = sum(p < point.empirical_threshold for p in neg)
+    assert false_alarms <= int(target * len(neg) + 1e-9)
+    assert point.resolvable == (len(neg) * target >= 1)
+    assert point.theory.k == sum(p < target for p in pos)
+
+
+def test_theory_and_negatives_disagree_when_negatives_fire_too_often() -> None:
+    calibrated = tpr_at_fpr([1e-6] * 10, list(np.linspace(0.001, 1, 1000)), 0.01)
+    assert not calibrated.disagree and calibrated.resolvable
+    assert calibrated.theory_fpr.value == pytest.approx(0.009, abs=0.002)
+    broken = tpr_at_fpr([1e-6] * 10, [0.001] * 30 + [0.5] * 70, 0.01)  # 30 % of negatives below 0.01
+    assert broken.disagree
+    assert broken.empirical_threshold == 0.001 and broken.empirical.k == 10  # 1e-6 < 0.001: still detected

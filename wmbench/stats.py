@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 from scipy import stats as _sp
 
 
@@ -79,3 +81,98 @@ def rate(k: int, n: int, method: str = "wilson", confidence: float = 0.95) -> Ra
     else:
         raise ValueError(f"unknown interval method {method!r}; valid: wilson, clopper-pearson")
     return Rate(k=k, n=n, low=low, high=high, method=method)
+
+
+# -- operating points, ROC ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Detection at a target false-positive rate, by two thresholds.
+
+    * theory: "detected" when p < target. Honest p-values make the FPR at most the
+      target; ``theory_fpr`` is what the negatives measured at that threshold.
+    * empirical: the p-value threshold the measured negatives allow (at most
+      ``floor(target * n)`` negatives below it). It needs at least ``1 / target``
+      negatives to mean anything (``resolvable``); with fewer it is the smallest
+      negative p-value, i.e. "no false positive seen", which is weaker than the target.
+
+    ``disagree`` flags a detector whose negatives show significantly more false
+    positives than the theory promises (the FPR interval lies above the target).
+    """
+
+    target_fpr: float
+    theory: Rate
+    theory_fpr: Rate
+    empirical: Rate | None
+    empirical_threshold: float | None
+    resolvable: bool
+    disagree: bool
+
+
+def tpr_at_fpr(positives: Sequence[float], negatives: Sequence[float], target_fpr: float,
+               method: str = "wilson") -> OperatingPoint:
+    """TPR of p-values ``positives`` at ``target_fpr``, thresholds from theory and negatives."""
+    if not 0 < target_fpr < 1:
+        raise ValueError(f"target FPR must lie strictly between 0 and 1, got {target_fpr}")
+    pos = np.asarray(positives, dtype=float)
+    neg = np.sort(np.asarray(negatives, dtype=float))
+    theory = rate(int((pos < target_fpr).sum()), len(pos), method)
+    theory_fpr = rate(int((neg < target_fpr).sum()), len(neg), method)
+    empirical = threshold = None
+    if len(neg):
+        allowed = int(math.floor(target_fpr * len(neg) + 1e-9))
+        threshold = float(neg[allowed]) if allowed < len(neg) else 1.0
+        empirical = rate(int((pos < threshold).sum()), len(pos), method)
+    return OperatingPoint(
+        target_fpr=target_fpr, theory=theory, theory_fpr=theory_fpr, empirical=empirical,
+        empirical_threshold=threshold, resolvable=len(neg) * target_fpr >= 1,
+        disagree=theory_fpr.n > 0 and theory_fpr.low > target_fpr,
+    )
+
+
+def evidence(p_values: Sequence[float]) -> np.ndarray:
+    """-log10 p: one score scale for every detector (higher = more evidence of the mark)."""
+    p = np.clip(np.asarray(p_values, dtype=float), 1e-300, 1.0)
+    return -np.log10(p)
+
+
+@dataclass(frozen=True)
+class Roc:
+    fpr: tuple[float, ...]  # from 0 to 1
+    tpr: tuple[float, ...]
+    auc: float
+    auc_low: float  # bootstrap percentile interval
+    auc_high: float
+    n_pos: int
+    n_neg: int
+
+
+def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a positive > a negative), ties counting 1/2."""
+    neg = np.sort(negatives)
+    below = np.searchsorted(neg, positives, side="left")
+    not_above = np.searchsorted(neg, positives, side="right")
+    return float((below + not_above).sum() / (2.0 * len(positives) * len(neg)))
+
+
+def roc(pos_p: Sequence[float], neg_p: Sequence[float], bootstrap: int = 1000, seed: int = 0,
+        confidence: float = 0.95) -> Roc | None:
+    """ROC of positives vs negatives on the evidence scale, with a bootstrap AUC interval.
+
+    The bootstrap resamples positives and negatives apart (they are independent
+    samples) with a fixed seed, so a report is reproducible. None without both.
+    """
+    pos, neg = evidence(pos_p), evidence(neg_p)
+    if not len(pos) or not len(neg):
+        return None
+    thresholds = np.unique(np.concatenate([pos, neg]))[::-1]
+    def at_or_above(scores: np.ndarray) -> list[float]:
+        ordered = np.sort(scores)
+        return [0.0] + list((len(ordered) - np.searchsorted(ordered, thresholds, side="left")) / len(ordered))
+
+    tpr, fpr = at_or_above(pos), at_or_above(neg)
+    rng = np.random.default_rng(seed)
+    draws = [auc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(bootstrap)]
+    tail = (1 - confidence) / 2
+    low, high = (np.quantile(draws, [tail, 1 - tail]) if bootstrap else (float("nan"), float("nan")))
+    return Roc(tuple(fpr), tuple(tpr), auc(pos, neg), float(low), float(high), len(pos), len(neg))
