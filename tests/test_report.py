@@ -462,6 +462,15 @@ def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(url, wait_until="load")
 
+            # The verdict card is on the first screen, images beside text.
+            verdict = page.locator("#verdict")
+            box = verdict.bounding_box()
+            assert verdict.is_visible() and box["y"] < 900, box
+            columns = verdict.locator(".verdict-col").all()
+            assert [c.locator("h3").inner_text() for c in columns] == ["Images", "Text"]
+            assert abs(columns[0].bounding_box()["y"] - columns[1].bounding_box()["y"]) < 2  # side by side
+            page.screenshot(path=str(tmp_path / "first-screen.png"))
+
             assert page.locator("table.sortable").first.is_visible()
             assert page.locator("figure.chart svg").first.is_visible()
             assert page.locator("figure.chart svg polyline").count() > 0

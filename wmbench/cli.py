@@ -1,4 +1,4 @@
-"""Command line: ``wmbench run|report|export|list|embed|detect|check-plugin``.
+"""Command line: ``wmbench run|report|verdict|export|list|embed|detect|check-plugin``.
 
 User errors (bad suite, unknown name, missing file) print one line and exit with
 code 2; ``--debug`` shows the traceback instead. A failing *cell* is not a user
@@ -32,7 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite (default: the built-in suite) and write the report")
     run.add_argument("suite", nargs="?", help="suite TOML file; omitted: the built-in default suite")
     run.add_argument("--out", type=Path, help="run folder (default: reports/<suite>-<timestamp>)")
-    run.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU cores)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes (default: CPU cores); with --executor dask and no --scheduler: "
+                          "the processes of the LocalCluster it starts; with --scheduler: wait until this many "
+                          "workers have joined (default 1)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local: a process pool on this machine (default); dask: a Dask distributed cluster "
+                          "(needs pip install \"wmbench[dask]\"; the run folder must be shared with the workers)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --executor dask: the scheduler, e.g. tcp://HOST:8786; omitted: start a "
+                          "LocalCluster of --workers processes on this machine (handy for testing)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: run the cells that failed last time again")
@@ -41,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
     report.add_argument("run_dir", type=Path)
     report.add_argument("-o", "--output", type=Path, help="HTML file (default: RUN_DIR/report.html)")
+
+    verdict = sub.add_parser("verdict", help="images vs text on one scale: TPR at 1 %% FPR and the quality cost to erase")
+    verdict.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    verdict.add_argument("--format", choices=("text", "json"), default="text")
 
     export = sub.add_parser("export", help="export one row per cell as CSV or JSON lines")
     export.add_argument("run_dir", type=Path)
@@ -99,7 +112,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, tuple(Path(p).resolve() for p in args.plugins))
     if args.workers is not None and args.workers < 1:
         raise WmbenchError(f"--workers: must be at least 1, got {args.workers}")
-    workers = args.workers or _default_workers()
+    if args.scheduler is not None and args.executor != "dask":
+        raise WmbenchError("--scheduler: only with --executor dask")
+    workers = args.workers or (1 if args.scheduler else _default_workers())
     out = args.out or Path("reports") / f"{_slug(suite.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     show = not args.no_progress
     with _Progress(enabled=show) as progress:
@@ -107,19 +122,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise WmbenchError("--retry-failed: only makes sense with --resume")
         summary = run_suite(suite, out, workers=workers, resume=args.resume, retry_failed=args.retry_failed,
                             debug=args.debug,
-                            progress=progress.update)
+                            progress=progress.update, executor=args.executor, scheduler=args.scheduler)
     from wmbench.report import write_report
 
     report = write_report(out)
     skipped = f", {summary.skipped_by_attack} skipped" if summary.skipped_by_attack else ""
+    ran_on = summary.ran_on or f"{workers} worker(s)"
     print(f"{summary.new_cells} cells run, {summary.skipped_cells} already done, "
-          f"{summary.failed_cells} failed{skipped}, in {summary.seconds:.0f} s with {workers} worker(s)")
+          f"{summary.failed_cells} failed{skipped}, in {summary.seconds:.0f} s with {ran_on}")
     for line in summary.errors[:5]:
         print(f"  failed: {line}")
     for reason, count in list(summary.skip_reasons.items())[:5]:
         print(f"  skipped: {reason} ({count} cell{'' if count == 1 else 's'})")
     print(f"results: {out / 'results.sqlite'}")
     print(f"report:  {report}")
+    print()
+    print(_verdict_text([out]))
+    return 0
+
+
+def _verdict_text(run_dirs: list[Path], fmt: str = "text") -> str:
+    import json
+
+    from wmbench.report.verdict import build_verdict, verdict_json, verdict_table
+    from wmbench.store import Store
+
+    runs = []
+    for run_dir in run_dirs:
+        with Store(run_dir, create=False) as store:
+            runs.append((Path(run_dir).resolve().name, list(store.records())))
+    verdict = build_verdict(runs)
+    return json.dumps(verdict_json(verdict), indent=2, default=str) if fmt == "json" else verdict_table(verdict)
+
+
+def _cmd_verdict(args: argparse.Namespace) -> int:
+    print(_verdict_text(args.run_dirs, args.format))
     return 0
 
 
@@ -293,7 +330,8 @@ def _cmd_check_plugin(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "list": _cmd_list,
-             "embed": _cmd_embed, "detect": _cmd_detect, "check-plugin": _cmd_check_plugin}
+             "embed": _cmd_embed, "detect": _cmd_detect, "check-plugin": _cmd_check_plugin,
+             "verdict": _cmd_verdict}
 
 
 if __name__ == "__main__":

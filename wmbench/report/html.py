@@ -37,6 +37,7 @@ from wmbench.report.aggregate import (
     summarize,
     summarize_methods,
 )
+from wmbench.report.verdict import build_verdict
 from wmbench.stats import Rate
 from wmbench.store import Record, Store
 
@@ -508,7 +509,10 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
     skipped = skips(records)
     views = method_views(rows, summaries, alpha)
     modalities = modality_groups(views, records)
+    verdict = build_verdict([("", records)])
     context = {
+        "verdict": verdict,
+        "modality_titles": MODALITY_TITLES,
         "meta": meta,
         "alpha": alpha,
         "alpha_known": alpha_known,
@@ -531,6 +535,21 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
         "csp": _content_security_policy(_SORT_JS),
     }
     return _environment().get_template("report.html").render(context)
+
+
+def verdict_cost_text(modality: str, method: Any) -> str:
+    """The cheapest erasure of a method verdict in a few words."""
+    cheapest = method.cheapest
+    if not method.families:
+        return "no attack measured"
+    if cheapest is None:
+        return "not erased within the tested range" if not method.erased else "erased; quality loss not measured"
+    damage = cheapest.damage
+    if modality == "image":
+        loss = f"−{damage.drop:.1f} dB PSNR" + (f", SSIM {damage.ssim:.2f}" if damage.ssim is not None else "")
+    else:
+        loss = f"similarity {damage.level:.2f} (−{damage.drop:.2f})"
+    return f"{cheapest.attack} {format_strength(cheapest.erased_at)}: {loss}"
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -564,4 +583,5 @@ def _environment() -> Environment:
     })
     env.globals["fpr_exceeds_alpha"] = fpr_exceeds_alpha
     env.globals["similarity_to_original"] = similarity_to_original
+    env.globals["cost_text"] = verdict_cost_text
     return env

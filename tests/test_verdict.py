@@ -1,0 +1,120 @@
+"""The verdict: one calibrated scale for images and text, sentences that follow from numbers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testkit import assert_one_line_error
+from wmbench.report.verdict import build_verdict, method_verdicts, verdict_json, verdict_table
+from wmbench.store import Record, Store
+
+_keys = itertools.count()
+
+
+def cell(method: str, modality: str, attack: str, index: int, strength: Any, sample: str, marked: bool,
+         p: float, **quality: Any) -> Record:
+    return Record(cell_key=f"c{next(_keys)}", sample=sample, modality=modality, method=method, wm_key="k",
+                  attack=attack, strength=strength, strength_index=index, marked=marked, score=0.0, p_value=p,
+                  detected=p < 0.01, seconds=0.01, **quality)
+
+
+def image_run() -> list[Record]:
+    """A mark that survives jpeg everywhere and is erased by blur only at heavy damage."""
+    out = []
+    for s in range(10):
+        sample = f"img{s}"
+        out += [cell("robust", "image", "none", 0, None, sample, True, 1e-9, psnr=42.0, ssim=0.99),
+                cell("robust", "image", "none", 0, None, sample, False, 0.4 + s / 50, psnr=None, ssim=None)]
+        for i, q in enumerate((90, 50)):
+            out.append(cell("robust", "image", "jpeg", i, q, sample, True, 1e-7, psnr=38.0 - 4 * i, ssim=0.97))
+            out.append(cell("robust", "image", "jpeg", i, q, sample, False, 0.5, psnr=40.0, ssim=0.98))
+        for i, (sigma, p, psnr) in enumerate(((1, 1e-5, 34.0), (4, 0.3, 24.0))):
+            out.append(cell("robust", "image", "blur", i, sigma, sample, True, p, psnr=psnr, ssim=0.9 - 0.2 * i))
+            out.append(cell("robust", "image", "blur", i, sigma, sample, False, 0.6, psnr=psnr, ssim=0.9))
+    return out
+
+
+def text_run() -> list[Record]:
+    """A mark a light paraphrase erases while the meaning stays."""
+    out = []
+    for s in range(10):
+        sample = f"p{s}"
+        out += [cell("skew", "text", "none", 0, None, sample, True, 1e-12, similarity=1.0, tokens=200),
+                cell("skew", "text", "none", 0, None, sample, False, 0.3 + s / 40, similarity=1.0, tokens=200)]
+        for i, (frac, p, sim) in enumerate(((0.1, 1e-4, 0.97), (0.3, 0.2, 0.9), (0.6, 0.5, 0.75))):
+            out.append(cell("skew", "text", "synonym", i, frac, sample, True, p, similarity=sim, tokens=200))
+            out.append(cell("skew", "text", "synonym", i, frac, sample, False, 0.5, similarity=sim, tokens=200))
+    return out
+
+
+def test_quality_cost_to_erase_is_the_least_loss_among_erasing_strengths() -> None:
+    [image] = method_verdicts(image_run())
+    jpeg, blur = image.families
+    assert not jpeg.erased and jpeg.lowest_tpr.value == 1.0
+    assert blur.erased and blur.erased_at == 4 and blur.damage.drop == pytest.approx(18.0)
+    assert not blur.acceptable  # PSNR 24 dB < 30 dB
+    assert image.most_robust.attack == "jpeg" and image.cheapest.attack == "blur"
+    [text] = method_verdicts(text_run())
+    [synonym] = text.families
+    assert synonym.erased_at == 0.3 and synonym.damage.drop == pytest.approx(0.1)  # the weaker of two erasing
+    assert synonym.acceptable  # similarity 0.9 >= 0.8
+
+
+def test_readings_follow_from_the_numbers() -> None:
+    verdict = build_verdict([("a", image_run() + text_run())])
+    [images, text] = verdict.modalities
+    assert "erased at acceptable quality (PSNR >= 30 dB) by 0 of 2 attack families (0 %)" in images.reading
+    assert "by 1 of 1 attack families (100 %): synonym" in text.reading
+    assert verdict.reading.startswith("At 1 % FPR, the best image mark (robust) is more robust than the best text "
+                                      "mark (skew): 0 % vs 100 %")
+    assert "the cheapest erasure is synonym at 0.3 (similarity 0.90, a drop of 0.10)" in text.methods[0].reading
+    # flip the numbers, and the sentence flips
+    weak_images = [r if r.attack != "jpeg" or not r.marked else
+                   Record(**{**r.__dict__, "p_value": 0.5, "detected": False}) for r in image_run()]
+    strong_text = [Record(**{**r.__dict__, "p_value": 1e-9, "detected": True}) if r.marked else r
+                   for r in text_run()]
+    flipped = build_verdict([("a", weak_images + strong_text)])
+    assert "is less robust than the best text mark (skew): 50 % vs 0 %" in flipped.reading
+
+
+def test_one_modality_only_says_there_is_no_comparison() -> None:
+    assert "no comparison between images and text" in build_verdict([("a", image_run())]).reading
+
+
+def test_negatives_firing_too_often_are_flagged() -> None:
+    bad = [r if r.marked else Record(**{**r.__dict__, "p_value": 0.001, "detected": True}) for r in text_run()]
+    [method] = method_verdicts(bad)
+    assert method.clean.disagree
+    assert "not trustworthy" in method.reading
+    assert "! = negatives fire" in verdict_table(build_verdict([("a", bad)]))
+
+
+def _store(folder: Path, records: list[Record]) -> Path:
+    with Store(folder) as store:
+        store.add(records)
+    return folder
+
+
+def test_cli_verdict_text_and_json_over_two_runs(tmp_path: Path, cli) -> None:
+    a = _store(tmp_path / "run-a", image_run() + text_run())
+    b = _store(tmp_path / "run-b", text_run())
+    code, out, err = cli("verdict", a, b)
+    assert code == 0, err
+    assert "== image ==" in out and "== text ==" in out
+    assert "skew [run-a]" in out and "skew [run-b]" in out  # same name in two runs: told apart
+    code, out, _ = cli("verdict", a, "--format", "json")
+    data = json.loads(out)
+    text = next(m for m in data["modalities"] if m["modality"] == "text")["methods"][0]
+    assert text["tpr_at_1pct_fpr"]["k"] == 10 and text["cheapest_erasure"] == "synonym"
+    assert data["conventions"]["acceptable_similarity"] == 0.8
+    code, _, err = cli("verdict", tmp_path / "nothing-here")
+    assert_one_line_error(code, err, "nothing-here")
+
+
+def test_verdict_json_is_serialisable() -> None:
+    json.dumps(verdict_json(build_verdict([("a", image_run() + text_run())])), default=str)
