@@ -276,7 +276,7 @@ def test_builtin_default_suite_loads() -> None:
     suite = load_suite(None)
     assert suite.path == "builtin:default" and suite.name == "default"
     assert [m.label for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan", "unigram", "kgw", "lexical",
-                                                "kgw+normalize", "lexical+normalize"]
+                                                "kgw-raw", "lexical-raw"]
     assert suite.text_settings.lm == "ngram" and suite.text_settings.max_new_tokens == 400
     assert suite.methods[2].max_samples is not None  # rivaGan is slow: the default suite caps it
     assert suite.text_sources == ("builtin:texts",) and suite.prompt_sources == ("builtin:prompts",)

@@ -182,7 +182,10 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
     except Exception as exc:
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
-    quality = kind.quality(_reference(method, original, unattacked), attacked, {"lm": ctx.text_lm})
+    # A generation-time attack's own generation is its reference: what the attacker
+    # removed (the filler) is the damage, not the fact that another text was written.
+    reference = unattacked_for_attack if _filler_attack(job) else _reference(method, original, unattacked)
+    quality = kind.quality(reference, attacked, {"lm": ctx.text_lm})
     notes = {k: quality.pop(k) for k in list(quality) if isinstance(quality[k], str)}
     return _record(job, cell, **_detection_fields(detection, ctx.alpha), **quality, seconds=seconds,
                    extra={**detection.extra, **notes} or None)

@@ -31,6 +31,7 @@ from wmbench.report.aggregate import (
     NONE_ATTACK,
     MethodSummary,
     Row,
+    failure,
     failures,
     fpr_exceeds_alpha,
     skips,
@@ -38,7 +39,7 @@ from wmbench.report.aggregate import (
     summarize_methods,
 )
 from wmbench.report.verdict import build_verdict
-from wmbench.stats import Rate
+from wmbench.stats import Rate, roc
 from wmbench.store import Record, Store
 
 REPORT_NAME = "report.html"
@@ -256,6 +257,71 @@ def quality_chart(modality: str, rows: Sequence[Row], alpha: float) -> QualityCh
     y_ticks = tuple(Tick(py(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
     return QualityChart(metric, axis_title, _QW, _QH, left, top, right, bottom, x_ticks, y_ticks, tuple(curves),
                         alpha_y=py(alpha), alpha_label=f"α = {alpha:g}")
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    method: str
+    css: str
+    points: str  # polyline, a step curve
+    auc: float
+    n_pos: int
+    n_neg: int
+
+
+@dataclass(frozen=True)
+class RocChart:
+    """ROC of every method of a modality over all its cells (clean and attacked pooled).
+
+    FPR runs on a log axis from 10^-3: the low-FPR end is where a deployed detector
+    lives. An FPR of 0 sits on the left edge; with n negatives the curve cannot
+    resolve FPRs below 1/n, so the left part of a curve over few negatives is flat.
+    """
+
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    curves: tuple[RocCurve, ...]
+    target_x: float  # the 1 % FPR line
+
+
+_ROC_MIN_FPR = 1e-3
+
+
+def roc_chart(records: Sequence[Record], methods: Sequence[str]) -> RocChart | None:
+    left, top, right, bottom = 48, 12, 440 - 14, 260 - 42
+
+    def px(fpr: float) -> float:
+        f = min(max(fpr, _ROC_MIN_FPR), 1.0)
+        return round(left + (math.log10(f) - math.log10(_ROC_MIN_FPR)) / -math.log10(_ROC_MIN_FPR)
+                     * (right - left), 1)
+
+    def py(tpr: float) -> float:
+        return round(bottom - tpr * (bottom - top), 1)
+
+    curves = []
+    for i, method in enumerate(methods):
+        usable = [r for r in records if r.method == method and failure(r) is None]
+        curve = roc([r.p_value for r in usable if r.marked], [r.p_value for r in usable if not r.marked],
+                    bootstrap=0)
+        if curve is None:
+            continue
+        steps = []
+        for (f0, t0), (f1, t1) in zip(zip(curve.fpr, curve.tpr), zip(curve.fpr[1:], curve.tpr[1:])):
+            steps += [f"{px(f0)},{py(t0)}", f"{px(f1)},{py(t0)}", f"{px(f1)},{py(t1)}"]
+        curves.append(RocCurve(method, f"q{i % QUALITY_COLOURS}", " ".join(steps), curve.auc, curve.n_pos,
+                               curve.n_neg))
+    if not curves:
+        return None
+    x_ticks = tuple(Tick(px(f), label, label) for f, label in ((1e-3, "0.001"), (1e-2, "0.01"), (1e-1, "0.1"),
+                                                               (1.0, "1")))
+    y_ticks = tuple(Tick(py(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
+    return RocChart(440, 260, left, top, right, bottom, x_ticks, y_ticks, tuple(curves), px(0.01))
 
 
 def _even_positions(count: int, left: float, right: float) -> list[float]:
@@ -510,8 +576,11 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
     views = method_views(rows, summaries, alpha)
     modalities = modality_groups(views, records)
     verdict = build_verdict([("", records)])
+    rocs = {mv.modality: roc_chart([r for r in records if r.modality == mv.modality],
+                                   [m.method for m in mv.methods]) for mv in verdict.modalities}
     context = {
         "verdict": verdict,
+        "rocs": rocs,
         "modality_titles": MODALITY_TITLES,
         "meta": meta,
         "alpha": alpha,

@@ -37,6 +37,7 @@ TARGET_FPR = 0.01
 ERASED_BELOW = 0.5  # TPR at 1 % FPR under this: the attack erased the mark
 ACCEPTABLE_PSNR = 30.0  # dB, attacked image vs original
 ACCEPTABLE_SIMILARITY = 0.8  # attacked text vs its reference
+MIN_FAMILIES = 5  # attack families a method must have met to stand for its modality
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,18 @@ def _with_reading(v: MethodVerdict) -> MethodVerdict:
 
 
 def _best(methods: Sequence[MethodVerdict]) -> MethodVerdict | None:
-    """The method fewest families erase at acceptable quality (ties: higher clean TPR)."""
-    usable = [m for m in methods if m.families and m.clean.theory.n]
-    return min(usable, key=lambda m: (len(m.erased_acceptably) / len(m.families), -m.clean.theory.value),
-               default=None)
+    """The method fewest families erase at acceptable quality (ties: higher clean TPR).
+
+    Only methods that met at least ``MIN_FAMILIES`` attack families (or as many as
+    the modality's most-attacked method, if fewer) compete: a
+    variant run against two families only (e.g. a raw detector checked on the
+    invisible-character attacks) would otherwise win or lose by having met few.
+    Ties: fewer erasures at any quality, then the higher clean TPR.
+    """
+    needed = min(MIN_FAMILIES, max((len(m.families) for m in methods), default=0))
+    usable = [m for m in methods if m.families and len(m.families) >= needed and m.clean.theory.n]
+    return min(usable, key=lambda m: (len(m.erased_acceptably) / len(m.families), len(m.erased) / len(m.families),
+                                      -m.clean.theory.value), default=None)
 
 
 def _modality_reading(modality: str, methods: Sequence[MethodVerdict]) -> str:
