@@ -118,3 +118,23 @@ def test_cli_verdict_text_and_json_over_two_runs(tmp_path: Path, cli) -> None:
 
 def test_verdict_json_is_serialisable() -> None:
     json.dumps(verdict_json(build_verdict([("a", image_run() + text_run())])), default=str)
+
+
+def test_two_runs_side_by_side_flag_differences_beyond_their_intervals(tmp_path: Path, cli) -> None:
+    from wmbench.report.compare import compare_runs
+
+    before = image_run() + text_run()
+    after = [Record(**{**r.__dict__, "p_value": 0.6, "detected": False})
+             if r.marked and r.attack == "jpeg" and r.strength == 50 else r for r in before]
+    comparison = compare_runs(after, before, 0.01, "before")
+    [changed] = comparison.significant
+    assert (changed.method, changed.attack, changed.strength) == ("robust", "jpeg", 50)
+    assert changed.difference == -1.0
+    assert comparison.only_here == comparison.only_there == 0
+    a, b = _store(tmp_path / "after", after), _store(tmp_path / "before", before)
+    code, out, err = cli("report", a, "--compare", b, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'id="compare"' in html and "Compared with before" in html and "-1.00 !" in html
+    code, _, err = cli("report", a, "--compare", tmp_path / "missing")
+    assert_one_line_error(code, err, "missing")

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
     report.add_argument("run_dir", type=Path)
     report.add_argument("-o", "--output", type=Path, help="HTML file (default: RUN_DIR/report.html)")
+    report.add_argument("--compare", type=Path, metavar="OTHER_RUN_DIR",
+                        help="show another run side by side (TPR per shared setting, both verdicts)")
 
     verdict = sub.add_parser("verdict", help="images vs text on one scale: TPR at 1 %% FPR and the quality cost to erase")
     verdict.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -213,7 +215,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from wmbench.store import Store
 
     Store(args.run_dir, create=False).close()  # a clear error when the folder is not a run
-    print(write_report(args.run_dir, args.output))
+    if args.compare is not None:
+        Store(args.compare, create=False).close()
+    print(write_report(args.run_dir, args.output, compare=args.compare))
     return 0
 
 

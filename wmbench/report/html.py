@@ -20,6 +20,8 @@ import hashlib
 import json
 import math
 import time
+import tomllib
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,6 +40,7 @@ from wmbench.report.aggregate import (
     summarize,
     summarize_methods,
 )
+from wmbench.report.compare import compare_runs
 from wmbench.report.verdict import build_verdict
 from wmbench.stats import Rate, roc
 from wmbench.store import Record, Store
@@ -563,8 +566,12 @@ def _anchor_word(text: str) -> str:
     return word if word.isascii() else hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
-    """The report page as a string; ``write_report`` is this plus reading and writing files."""
+def render_report(records: Sequence[Record], meta: dict[str, Any],
+                  other: tuple[str, Sequence[Record]] | None = None) -> str:
+    """The report page as a string; ``write_report`` is this plus reading and writing files.
+
+    ``other`` = (label, records) of a second run to compare with, side by side.
+    """
     alpha = meta.get("alpha")
     alpha_known = isinstance(alpha, (int, float)) and 0 < alpha < 1
     alpha = float(alpha) if alpha_known else DEFAULT_ALPHA
@@ -580,6 +587,8 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
                                    [m.method for m in mv.methods]) for mv in verdict.modalities}
     context = {
         "verdict": verdict,
+        "text_setup": text_setup(records, meta),
+        "comparison": compare_runs(records, other[1], alpha, other[0], interval) if other else None,
         "rocs": rocs,
         "modality_titles": MODALITY_TITLES,
         "meta": meta,
@@ -606,6 +615,29 @@ def render_report(records: Sequence[Record], meta: dict[str, Any]) -> str:
     return _environment().get_template("report.html").render(context)
 
 
+def text_setup(records: Sequence[Record], meta: dict[str, Any]) -> dict[str, str]:
+    """Which LM, thesaurus and model-using attack settings produced the text numbers."""
+    if not any(r.modality == "text" for r in records):
+        return {}
+    lm = meta.get("text_lm") or "ngram"
+    out = {"Language model": "embedded word trigram LM (Kneser-Ney), trained offline" if lm == "ngram" else str(lm)}
+    thesauri = Counter(str(t) for r in records if (t := (r.extra or {}).get("thesaurus")))
+    out["Thesaurus"] = thesauri.most_common(1)[0][0] if thesauri else "not used by a detector"
+    settings = []
+    try:
+        suite = tomllib.loads(meta.get("suite_text") or "")
+    except tomllib.TOMLDecodeError:
+        suite = {}
+    for table in suite.get("attacks", []) if isinstance(suite.get("attacks"), list) else []:
+        params = {k: v for k, v in table.items() if isinstance(table, dict)
+                  and k not in ("name", "label", "strengths", "chain") and "key" not in k.lower()}
+        if params:
+            settings.append(f"{table.get('label', table.get('name'))}: "
+                            + ", ".join(f"{k} = {v}" for k, v in sorted(params.items())))
+    out["Attack settings"] = "; ".join(settings) or "defaults (no attack parameters in the suite)"
+    return out
+
+
 def verdict_cost_text(modality: str, method: Any) -> str:
     """The cheapest erasure of a method verdict in a few words."""
     cheapest = method.cheapest
@@ -621,16 +653,21 @@ def verdict_cost_text(modality: str, method: Any) -> str:
     return f"{cheapest.attack} {format_strength(cheapest.erased_at)}: {loss}"
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Read the run's store and write its report (default ``run_dir/report.html``)."""
+def write_report(run_dir: Path, out: Path | None = None, compare: Path | None = None) -> Path:
+    """Read the run's store and write its report (default ``run_dir/report.html``);
+    with ``compare``, another run folder shown side by side."""
     run_dir = Path(run_dir)
     with Store(run_dir, create=False) as store:
         records = list(store.records())
         meta = store.meta()
+    other = None
+    if compare is not None:
+        with Store(Path(compare), create=False) as store:
+            other = (Path(compare).resolve().name, list(store.records()))
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_report(records, meta), encoding="utf-8")
+    tmp.write_text(render_report(records, meta, other), encoding="utf-8")
     tmp.replace(out)  # a browser never sees half a report
     return out
 
