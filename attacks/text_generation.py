@@ -9,6 +9,8 @@ never sees.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from wmbench.api import Token, attack, detokenize, language_model, tokenize
@@ -61,6 +63,12 @@ def emoji(text: str, strength: float, rng: np.random.Generator) -> str:
 
     The runner generates the marked (and unmarked) text with the filler, then calls
     this function, which removes every filler it finds, with the space before it.
-    Marks that are not generated (lexical) skip this attack.
+    Marks that are not generated (lexical) skip this attack. A subword model may
+    write the next word straight after the emoji ("dawn 🙂the"): there the emoji
+    gives way to a space, so the words stay apart.
     """
+    text = _GLUED.sub(" ", text)
     return text.replace(" " + EMOJI, "").replace(EMOJI, "")
+
+
+_GLUED = re.compile(" ?" + EMOJI + r"(?=\w)")  # an emoji with a word right after it

@@ -327,15 +327,23 @@ from wmbench.text.tokenize import Token, detokenize, normalize, tokenize  # noqa
 
 
 def language_model(spec: str = "ngram") -> Any:
-    """A language model to write text with: ``"ngram"`` (the embedded one) or a local
+    """A language model to write text with: ``"ngram"`` (the embedded one),
+    ``"gemma3-270m"`` (Gemma 3 270M, the extra ``wmbench[gemma]``) or a local
     transformers folder. One instance per process. It offers
-    ``generate(prompt, max_new_tokens, seed) -> str`` (the continuation only) and
-    ``perplexity(text) -> float``."""
+    ``generate(prompt, max_new_tokens, seed) -> str`` (the continuation only),
+    ``complete(prompt, max_new_tokens, seed, stop="\\n", temperature=1.0) -> str``
+    (the continuation cut before ``stop``), ``complete_batch(prompts, max_new_tokens,
+    seeds, stop, temperature) -> list[str]`` (the same for many prompts in one batch,
+    faster on a transformer) and ``perplexity(text) -> float``. Raises
+    :class:`LanguageModelUnavailable` when the model's optional packages are missing."""
     from pathlib import Path
 
     from wmbench.text.lm import check_lm_spec, load_lm
 
     return load_lm(check_lm_spec(spec, Path.cwd()))
+
+
+from wmbench.text.lm import LMUnavailable as LanguageModelUnavailable  # noqa: E402  (numpy only)
 
 
 def thesaurus() -> Any:
@@ -354,6 +362,7 @@ __all__ = [
     "Detection",
     "DetectorRefused",
     "Filler",
+    "LanguageModelUnavailable",
     "MODALITIES",
     "RESERVED_PARAMETERS",
     "Sample",

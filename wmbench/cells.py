@@ -39,6 +39,7 @@ class Job:
     marked_cache: str  # the marked item, written by the embed job
     negative_cache: str  # the unmarked twin, cached only by generation marks
     negatives_only: bool = False  # a human text under a generation mark: nothing to embed
+    perplexity: bool = True  # False: text cells leave perplexity out ([text] perplexity = "unattacked")
 
     @property
     def attack_label(self) -> str:
@@ -102,7 +103,8 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
                     Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
                     for i, s in enumerate(attack.strengths) for m in polarities
                 )
-                attack_jobs.append(Job(sample, method, attack, cells, *caches, negatives_only=negatives_only))
+                attack_jobs.append(Job(sample, method, attack, cells, *caches, negatives_only=negatives_only,
+                                       perplexity=suite.text_settings.perplexity == "all"))
     return embed_jobs, attack_jobs
 
 

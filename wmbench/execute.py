@@ -106,17 +106,38 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
         negative = _items.load(kind, job.negative_cache) if method.generates else original
     except Exception as exc:
         return failed_job(job, f"embedded item missing from the run cache: {_error_text(exc, ctx.debug)}")
-    return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
+    generated = _generate_with_fillers(job, ctx, method, original) if _filler_attack(job) else None
+    return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative, generated)
             for cell in job.cells]
+
+
+def _generate_with_fillers(job: Job, ctx: RunContext, method: Any, original: Any) -> dict[int, tuple] | None:
+    """Every strength of a generation-time attack job in one batch: strength index ->
+    (marked, unmarked), when the method can (``embed_pairs``). None: each cell then
+    generates its own text (and records its own error if that fails)."""
+    if not (getattr(method, "accepts_filler", False) and hasattr(method, "embed_pairs")):
+        return None
+    indices = sorted({cell.strength_index for cell in job.cells})
+    cells = {cell.strength_index: cell for cell in job.cells}
+    try:
+        fillers = [_filler(job, cells[i], np.random.default_rng(
+            attack_seed(ctx.seed, job.sample, job.attack_label, i))) for i in indices]
+        return dict(zip(indices, method.embed_pairs([original] * len(indices), job.method.key, fillers)))
+    except Exception:
+        return None
 
 
 def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original: Any) -> list[Record]:
     """Embed (and, for generation marks, generate the unmarked twin), cache, detect both."""
     t0 = time.perf_counter()
     try:
-        marked = method.embed(original, job.method.key)
-        embed_seconds = time.perf_counter() - t0
-        negative = method.unmarked(original, job.method.key) if method.generates else original
+        if method.generates and hasattr(method, "embed_pair"):  # both twins in one batch
+            marked, negative = method.embed_pair(original, job.method.key)
+            embed_seconds = (time.perf_counter() - t0) / 2  # per text
+        else:
+            marked = method.embed(original, job.method.key)
+            embed_seconds = time.perf_counter() - t0
+            negative = method.unmarked(original, job.method.key) if method.generates else original
     except Exception as exc:
         return failed_job(job, f"embedding failed: {_error_text(exc, ctx.debug)}")
     cached = [(marked, job.marked_cache)] + ([(negative, job.negative_cache)] if method.generates else [])
@@ -144,21 +165,30 @@ def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.ran
     return out
 
 
-def _generated_with_filler(job: Job, cell: Cell, method: Any, original: Any, rng: np.random.Generator) -> Any:
+def _generated_with_filler(job: Job, cell: Cell, method: Any, original: Any, rng: np.random.Generator,
+                           generated: dict[int, tuple] | None = None) -> Any:
     """For a generation-time attack (emoji): the item generated again, filler included.
 
     The first step of the attack names the filler; the rate is that step's strength.
     Marked and unmarked twins draw the same filler seed (same attack rng), as they
-    share their sampling draws.
+    share their sampling draws. ``generated``: the job's texts made in one batch.
     """
     step = job.attack.steps[0]
     if not getattr(method, "accepts_filler", False):
         raise SkipCell(f"{step.attack} is a generation-time attack; {job.method.name} does not generate text "
                        f"with a filler")
-    rate = float(cell.strength if step.strength is None else step.strength)
-    filler = Filler(registry.get_attack(step.attack).filler, rate=rate, seed=int(rng.integers(2**63)))
+    filler = _filler(job, cell, rng)
+    if generated is not None and cell.strength_index in generated:
+        return generated[cell.strength_index][0 if cell.marked else 1]
     make = method.embed if cell.marked else method.unmarked
     return make(original, job.method.key, filler=filler)
+
+
+def _filler(job: Job, cell: Cell, rng: np.random.Generator) -> Filler:
+    """The filler of a generation-time attack's cell; its seed is the first draw of the cell's rng."""
+    step = job.attack.steps[0]
+    rate = float(cell.strength if step.strength is None else step.strength)
+    return Filler(registry.get_attack(step.attack).filler, rate=rate, seed=int(rng.integers(2**63)))
 
 
 def _filler_attack(job: Job) -> bool:
@@ -166,12 +196,12 @@ def _filler_attack(job: Job) -> bool:
 
 
 def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality,
-              original: Any, unattacked: Any) -> Record:
+              original: Any, unattacked: Any, generated: dict[int, tuple] | None = None) -> Record:
     rng = np.random.default_rng(attack_seed(ctx.seed, job.sample, job.attack_label, cell.strength_index))
     t0 = time.perf_counter()
     try:
         if _filler_attack(job):
-            unattacked_for_attack = _generated_with_filler(job, cell, method, original, rng)
+            unattacked_for_attack = _generated_with_filler(job, cell, method, original, rng, generated)
         else:
             unattacked_for_attack = unattacked
         attacked = apply_attack(job, kind, unattacked_for_attack, cell.strength, rng)
@@ -185,7 +215,7 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
     # A generation-time attack's own generation is its reference: what the attacker
     # removed (the filler) is the damage, not the fact that another text was written.
     reference = unattacked_for_attack if _filler_attack(job) else _reference(method, original, unattacked)
-    quality = kind.quality(reference, attacked, {"lm": ctx.text_lm})
+    quality = kind.quality(reference, attacked, {"lm": ctx.text_lm, "perplexity": job.perplexity})
     notes = {k: quality.pop(k) for k in list(quality) if isinstance(quality[k], str)}
     return _record(job, cell, **_detection_fields(detection, ctx.alpha), **quality, seconds=seconds,
                    extra={**detection.extra, **notes} or None)

@@ -60,8 +60,14 @@ def _text_quality(reference: Any, attacked: Any, options: dict[str, Any] | None 
     """
     from wmbench.text.quality import perplexity, similarity
 
+    options = options or {}
+    if options.get("perplexity", True):
+        score = lambda: perplexity(attacked, options.get("lm", "ngram"))  # noqa: E731
+    else:
+        score = lambda: (None, 'not measured: the suite scores perplexity on unattacked texts only '  # noqa: E731
+                               '([text] perplexity = "unattacked")')
     metrics: dict[str, Any] = {}
-    for name, measure in (("perplexity", lambda: perplexity(attacked, (options or {}).get("lm", "ngram"))),
+    for name, measure in (("perplexity", score),
                           ("similarity", lambda: similarity(reference, attacked))):
         value, reason = measure()
         metrics[name] = value

@@ -3,6 +3,10 @@
 Order of work: embed jobs first (one per sample x method x key); as each finishes, its
 attack jobs are queued. Costly methods (rivaGan) are queued first so the slowest jobs
 do not end up alone on one core at the end of the run.
+
+Executors only compute: ``_JobDriver`` holds the order of work and the store, and its
+subclasses run jobs in a local process pool (``_Executor``) or on a Dask cluster
+(``wmbench.dask_executor``). Either way the main process alone writes the store.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
     skipped_by_attack: int = 0  # new cells an attack could not run here (SkipCell); not failed
     skip_reasons: dict[str, int] = field(default_factory=dict)  # reason -> cells
+    ran_on: str = ""  # where the jobs ran, for the closing line (empty: local worker processes)
 
 
 def library_versions() -> dict[str, str]:
@@ -108,19 +113,30 @@ def run_suite(
     retry_failed: bool = False,
     debug: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> RunSummary:
     """Execute every missing cell of ``suite`` into ``run_dir/results.sqlite``.
 
     Without ``resume`` a run folder that already holds results is refused, so two
-    different suites never mix in one store by accident.
+    different suites never mix in one store by accident. ``executor="dask"`` runs the
+    jobs on the Dask scheduler at ``scheduler`` (None: a LocalCluster of ``workers``
+    processes); the run folder must then be on a filesystem the workers share.
     """
     from wmbench.errors import SuiteError
 
     started = time.time()
+    if executor not in ("local", "dask"):
+        raise SuiteError(f"--executor: must be local or dask, got {executor!r}")
+    if executor == "dask":  # first: one clear line if dask is not installed
+        from wmbench.dask_executor import DaskExecutor, connect
+
+        run_dir = Path(run_dir).resolve()  # the cache paths in the jobs must mean the same on every worker
     if run_dir.exists() and not run_dir.is_dir():
         raise SuiteError(f"{run_dir}: --out must be a folder, and this is a file")
     run_dir.mkdir(parents=True, exist_ok=True)
     store = Store(run_dir)
+    connection = None
     try:
         if store.count() and not resume:
             raise SuiteError(f"{run_dir}: already holds results; pass --resume to continue it or choose another --out")
@@ -137,6 +153,8 @@ def run_suite(
         if not samples:
             raise SuiteError(f"{suite.path}: samples: the suite names no sample; add e.g. images = [\"builtin:images\"]")
         embed_jobs, attack_jobs = plan(suite, samples, run_dir)
+        if executor == "dask":  # after every check of the suite: a cluster takes seconds to reach or start
+            connection = connect(scheduler, workers)
         done = store.done_keys()
         total = sum(len(j.cells) for j in embed_jobs + attack_jobs)
         skipped = sum(1 for j in embed_jobs + attack_jobs for c in j.cells if c.key in done)
@@ -146,20 +164,33 @@ def run_suite(
             "text_lm": suite.text_settings.lm,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "workers": workers, "started_at": started, "samples": [s.id for s in samples],
+            "sample_sources": {s.id: s.source for s in samples},  # the report's gallery reads the originals
+            "executor": executor, "scheduler": scheduler,
             "command": " ".join(sys.argv),
         })
         summary = RunSummary(run_dir, total, skipped, 0, 0, 0.0)
         ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug, text_lm=suite.text_settings.lm)
-        _Executor(store, ctx, workers, suite, summary, done, progress).run(embed_jobs, attack_jobs)
+        if executor == "dask":
+            DaskExecutor(store, ctx, workers, suite, summary, done, progress,
+                         connection=connection, run_dir=run_dir).run(embed_jobs, attack_jobs)
+        else:
+            _Executor(store, ctx, workers, suite, summary, done, progress).run(embed_jobs, attack_jobs)
         summary.seconds = time.time() - started
         store.set_meta({"finished_at": time.time(), "seconds": seconds_before + summary.seconds})
         return summary
     finally:
+        if connection is not None:
+            connection.close()
         store.close()
 
 
-class _Executor:
-    """Drives jobs through a process pool (or in-process for one worker)."""
+class _JobDriver:
+    """The order of work and the store, shared by every executor.
+
+    ``run`` queues embed jobs first and each job's followers once its embedding is
+    cached; a subclass's ``_execute`` computes the jobs (never writing the store) and
+    hands each job's records to ``_finish``, which stores them and releases followers.
+    """
 
     def __init__(self, store: Store, ctx: RunContext, workers: int, suite: Suite, summary: RunSummary,
                  done: set[str], progress: Callable[[int, int], None] | None) -> None:
@@ -207,11 +238,10 @@ class _Executor:
                 first.append(todo or job)
             else:  # embedded in an earlier run: its attack jobs can start at once
                 first.extend(followers.pop(job.embed_id, []))
-        if self.workers <= 1:
-            limit_threads(threads_per_worker(1))
-            self._run_serial(first, followers)
-        else:
-            self._run_pool(first, followers)
+        self._execute(first, followers)
+
+    def _execute(self, first: list[Job], followers: dict[tuple, list[Job]]) -> None:
+        raise NotImplementedError
 
     def _after_embed(self, job: Job, records: list[Record], followers: dict) -> list[Job]:
         """Attack jobs unlocked by a finished embed, or their error records if it failed."""
@@ -224,6 +254,21 @@ class _Executor:
                 self._store(failed_job(follower, error))
             return []
         return nexts
+
+    def _finish(self, job: Job, records: list[Record], followers: dict, ready: deque) -> None:
+        self._store(records)
+        ready.extend(self._after_embed(job, records, followers))
+
+
+class _Executor(_JobDriver):
+    """Drives jobs through a process pool (or in-process for one worker)."""
+
+    def _execute(self, first: list[Job], followers: dict[tuple, list[Job]]) -> None:
+        if self.workers <= 1:
+            limit_threads(threads_per_worker(1))
+            self._run_serial(first, followers)
+        else:
+            self._run_pool(first, followers)
 
     def _run_serial(self, first: list[Job], followers: dict) -> None:
         queue = list(first)
@@ -267,10 +312,6 @@ class _Executor:
             _terminate(pool)
             raise
         pool.shutdown(wait=True)
-
-    def _finish(self, job: Job, records: list[Record], followers: dict, ready: deque) -> None:
-        self._store(records)
-        ready.extend(self._after_embed(job, records, followers))
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         # forkserver, not fork: a fork of a process that already ran OpenCV or ONNX

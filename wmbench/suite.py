@@ -73,8 +73,11 @@ class TextSettings:
     ``lm``, so every text cell of a run is scored by the same model.
     """
 
-    lm: str = "ngram"  # "ngram" or an absolute transformers folder
+    lm: str = "ngram"  # "ngram", "gemma3-270m" or an absolute transformers folder
     max_new_tokens: int | None = None  # None: each method's own default
+    # "all": perplexity of every text cell; "unattacked": of the clean marked and
+    # unmarked texts only (attacked cells say why), for LMs that score slowly
+    perplexity: str = "all"
 
 
 @dataclass(frozen=True)
@@ -115,12 +118,22 @@ def load_suite(path: str | Path | None, extra_plugins: tuple[Path, ...] = ()) ->
         return parse_suite(text, f"builtin:{BUILTIN_SUITE}", Path.cwd(), extra_plugins)
     p = Path(path)
     if not p.is_file():
-        raise SuiteError(f"{p}: suite file not found")
+        builtin = resources.files("wmbench").joinpath("suites", f"{path}.toml")
+        if str(path).isidentifier() or str(path).replace("-", "_").isidentifier():
+            if builtin.is_file():  # a built-in suite by name: `wmbench run real-lm`
+                return parse_suite(builtin.read_text("utf-8"), f"builtin:{path}", Path.cwd(), extra_plugins)
+        raise SuiteError(f"{p}: suite file not found (built-in suites: {', '.join(builtin_suites())})")
     try:
         text = p.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{p}: cannot read suite file: {exc}") from None
     return parse_suite(text, str(p), p.resolve().parent, extra_plugins)
+
+
+def builtin_suites() -> list[str]:
+    """Names of the suites that ship with wmbench (``wmbench run NAME``)."""
+    folder = resources.files("wmbench").joinpath("suites")
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".toml"))
 
 
 def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path, ...] = ()) -> Suite:
@@ -203,8 +216,8 @@ def _parse_text(table: Any, base_dir: Path, at: Any) -> TextSettings:
     from wmbench.text.lm import LMError, check_lm_spec
 
     _expect(table, dict, at("[text]"), "a table")
-    _check_keys(table, {"lm", "max_new_tokens"}, at("[text]"))
-    lm = _expect(table.get("lm", "ngram"), str, at("text.lm"), "\"ngram\" or a model folder")
+    _check_keys(table, {"lm", "max_new_tokens", "perplexity"}, at("[text]"))
+    lm = _expect(table.get("lm", "ngram"), str, at("text.lm"), "\"ngram\", \"gemma3-270m\" or a model folder")
     try:
         lm = check_lm_spec(lm, base_dir)
     except LMError as exc:
@@ -214,7 +227,13 @@ def _parse_text(table: Any, base_dir: Path, at: Any) -> TextSettings:
         _expect(max_new, int, at("text.max_new_tokens"), "a positive integer")
         if max_new < 1:
             raise SuiteError(f"{at('text.max_new_tokens')}: must be at least 1, got {max_new}")
-    return TextSettings(lm=lm, max_new_tokens=max_new)
+    perplexity = _expect(table.get("perplexity", "all"), str, at("text.perplexity"), '"all" or "unattacked"')
+    if perplexity not in PERPLEXITY_SCOPES:
+        raise SuiteError(f"{at('text.perplexity')}: must be \"all\" or \"unattacked\", got {perplexity!r}")
+    return TextSettings(lm=lm, max_new_tokens=max_new, perplexity=perplexity)
+
+
+PERPLEXITY_SCOPES = ("all", "unattacked")
 
 
 _SAMPLE_KINDS = {"images": "image", "texts": "text", "prompts": "text"}

@@ -41,6 +41,7 @@ from wmbench.report.aggregate import (
     summarize_methods,
 )
 from wmbench.report.compare import compare_runs
+from wmbench.report.examples import attach_examples
 from wmbench.report.verdict import build_verdict
 from wmbench.stats import Rate, roc
 from wmbench.store import Record, Store
@@ -494,6 +495,8 @@ class MethodView:
     anchor: str
     pools: Pools
     quality: QualityChart | None = None
+    gallery: Any = None  # wmbench.report.gallery.Gallery: image methods
+    textview: Any = None  # wmbench.report.textview.TextView: text methods
 
     @property
     def has_bits(self) -> bool:
@@ -567,7 +570,7 @@ def _anchor_word(text: str) -> str:
 
 
 def render_report(records: Sequence[Record], meta: dict[str, Any],
-                  other: tuple[str, Sequence[Record]] | None = None) -> str:
+                  other: tuple[str, Sequence[Record]] | None = None, run_dir: Path | None = None) -> str:
     """The report page as a string; ``write_report`` is this plus reading and writing files.
 
     ``other`` = (label, records) of a second run to compare with, side by side.
@@ -581,6 +584,7 @@ def render_report(records: Sequence[Record], meta: dict[str, Any],
     groups = failures(records)
     skipped = skips(records)
     views = method_views(rows, summaries, alpha)
+    views = attach_examples(views, records, meta, run_dir)  # gallery and text viewer: items from run_dir
     modalities = modality_groups(views, records)
     verdict = build_verdict([("", records)])
     rocs = {mv.modality: roc_chart([r for r in records if r.modality == mv.modality],
@@ -667,14 +671,14 @@ def write_report(run_dir: Path, out: Path | None = None, compare: Path | None = 
     out = Path(out) if out is not None else run_dir / REPORT_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_report(records, meta, other), encoding="utf-8")
+    tmp.write_text(render_report(records, meta, other, run_dir=run_dir), encoding="utf-8")
     tmp.replace(out)  # a browser never sees half a report
     return out
 
 
 def _content_security_policy(script: str) -> str:
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return ("default-src 'none'; style-src 'unsafe-inline'; "
+    return ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
 
 

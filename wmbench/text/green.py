@@ -117,13 +117,34 @@ def count_green(hashes: np.ndarray, key: np.uint64, gamma: float, width: int) ->
     """
     if len(hashes) == 0:
         return GreenCount(0, 0, gamma)
-    contexts = context_hashes(hashes, width)
-    green = (green_score(contexts, hashes, key) < gamma).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        tagged = (_mix(contexts * _GOLDEN ^ hashes) & ~np.uint64(1)) | green
+    tagged = _tagged_pairs(hashes, key, gamma, width)
     tagged.sort()
     distinct = np.empty(len(tagged), dtype=bool)
     distinct[0] = True
     np.not_equal(tagged[1:], tagged[:-1], out=distinct[1:])
     firsts = tagged[distinct]
     return GreenCount(tokens_scored=int(len(firsts)), green=int((firsts & np.uint64(1)).sum()), gamma=gamma)
+
+
+def _tagged_pairs(hashes: np.ndarray, key: np.uint64, gamma: float, width: int) -> np.ndarray:
+    """Per position, a 64-bit hash of its (context, token) pair with its green bit as the low bit."""
+    contexts = context_hashes(hashes, width)
+    green = (green_score(contexts, hashes, key) < gamma).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        return (_mix(contexts * _GOLDEN ^ hashes) & ~np.uint64(1)) | green
+
+
+def explain_green(hashes: np.ndarray, key: np.uint64, gamma: float, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per position of a hashed text: (green, first), what :func:`count_green` counts, token by token.
+
+    ``first`` is true where a (context, token) pair occurs for the first time: the
+    detector scores those positions only, so ``first.sum()`` is its ``tokens_scored``
+    and ``(green & first).sum()`` its ``green``. Slower than ``count_green`` (one
+    argsort), which is why detection does not go through it.
+    """
+    if len(hashes) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    tagged = _tagged_pairs(hashes, key, gamma, width)
+    first = np.zeros(len(tagged), dtype=bool)
+    first[np.unique(tagged, return_index=True)[1]] = True
+    return (tagged & np.uint64(1)).astype(bool), first

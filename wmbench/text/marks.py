@@ -19,13 +19,15 @@ to show what that normalisation is worth.
 
 Generation marks write text from a prompt with the suite's LM (``generates = True``); their negatives
 are unmarked generations from the same prompt with the same sampling draws.
-Detection needs the text and the key only, never the model.
+Detection needs the text and the key only, never the model. ``explain`` and
+``explain_tokens`` give detection's verdict token by token (the report's text viewer):
+the same tokens and hashes, counted by :func:`wmbench.text.green.explain_green`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from wmbench.text.green import (
     GreenCount,
     context_hashes,
     count_green,
+    explain_green,
     green_mask,
     green_score,
     key_hash,
@@ -41,7 +44,7 @@ from wmbench.text.green import (
     token_hashes,
 )
 from wmbench.text.confusables import skeleton
-from wmbench.text.lm import NGRAM, LogitBias, load_lm
+from wmbench.text.lm import NGRAM, LogitBias, NgramBackend, load_lm
 from wmbench.text.tokenize import detokenize, normalize, tokenize
 
 
@@ -51,6 +54,73 @@ def _detection(count: GreenCount, **extra: Any) -> Detection:
     if count.tokens_scored == 0:
         info["reason"] = "too short to score: no token"
     return Detection(score=count.z, p_value=count.p_value, extra=info)
+
+
+class Explained(NamedTuple):
+    """One piece of a text as a detector scored it (see ``explain_tokens``)."""
+
+    text: str  # the piece as it appears in the item; the pieces join back to the item
+    form: str | None  # the token the detector hashed; None for whitespace and unscored words
+    green: bool | None  # None: not a scored token
+    counted: bool  # False for a repeat of a (context, token) pair already counted: not scored again
+    context: str | None = None  # kgw: the token before it (None: no context, or the start of the text)
+
+
+def _spans(text: str) -> tuple[list[tuple[int, int]], list[Any]]:
+    """(start, end) in ``text`` of every non-empty token of ``tokenize(text)``, and the tokens."""
+    spans, tokens, pos = [], [], 0
+    for t in tokenize(text):
+        pos += len(t.space_before)
+        if t.text:
+            spans.append((pos, pos + len(t.text)))
+            tokens.append(t)
+        pos += len(t.text)
+    return spans, tokens
+
+
+def _origins(item: str, text: str) -> list[int] | None:
+    """Where each character of ``text`` (``item`` or its skeleton) came from in ``item``.
+
+    ``skeleton`` maps a character to itself, to one Latin letter or to nothing, so the
+    characters it keeps are in order. None when ``text`` is the item itself.
+    """
+    if text is item or text == item:
+        return None
+    kept = [i for i, c in enumerate(item) if skeleton(c)]
+    if len(kept) != len(text):
+        raise ValueError("cannot align the normalised text with the item")
+    return kept + [len(item)]
+
+
+def _explained(item: str, text: str, spans: list[tuple[int, int]], forms: list[str], hashes: np.ndarray,
+               key: str, gamma: float, width: int) -> list[Explained]:
+    """Pieces of ``item`` with the verdict of ``explain_green`` on each scored token.
+
+    ``spans`` are in ``text`` (the item, or its skeleton when the mark normalises) and
+    line up with ``forms`` and ``hashes``, the detector's own tokens.
+    """
+    green, first = explain_green(hashes, key_hash(key), gamma, width)
+    origins = _origins(item, text)
+    out: list[Explained] = []
+    cursor = 0
+    for k, (start, end) in enumerate(spans):
+        if origins is not None:
+            start, end = origins[start], (origins[end - 1] + 1 if end > start else origins[start])
+        start = max(start, cursor)
+        end = max(end, start)
+        if start > cursor:
+            out.append(Explained(item[cursor:start], None, None, False))
+        context = forms[k - 1] if width and k else None
+        out.append(Explained(item[start:end], forms[k], bool(green[k]), bool(first[k]), context))
+        cursor = end
+    if cursor < len(item):
+        out.append(Explained(item[cursor:], None, None, False))
+    return out
+
+
+def _as_pairs(pieces: list[Explained]) -> list[tuple[str, bool | None]]:
+    """explain's form: a repeated pair is not scored by the detector, so it counts as unscored."""
+    return [(p.text, p.green if p.counted else None) for p in pieces]
 
 
 def _prompt_seed(prompt: str) -> int:
@@ -97,8 +167,10 @@ class _GreenListGeneration(Watermarker):
             context = context_hashes(np.append(recent, np.uint64(0)), self.width)[-1]
             mask = masks.get(int(context))
             if mask is None:
-                mask = masks[int(context)] = self.delta * green_mask(context, vocab_hashes, k, self.gamma)
-            return mask
+                if len(masks) >= 256:  # a 262k-token vocabulary: keep at most 256 boolean masks
+                    masks.clear()
+                mask = masks[int(context)] = green_mask(context, vocab_hashes, k, self.gamma)
+            return self.delta * mask
 
         return bias
 
@@ -108,10 +180,60 @@ class _GreenListGeneration(Watermarker):
     def unmarked(self, item: str, key: str, filler: Filler | None = None) -> str:
         return self.lm.generate(item, self.max_new_tokens, _prompt_seed(item), None, filler)
 
+    def embed_pair(self, item: str, key: str, filler: Filler | None = None) -> tuple[str, str]:
+        """``(embed(item, key), unmarked(item, key))`` generated together in one batch."""
+        return self.embed_pairs([item], key, [filler])[0]
+
+    def embed_pairs(self, items: list[str], key: str,
+                    fillers: list[Filler | None] | None = None) -> list[tuple[str, str]]:
+        """Marked and unmarked twins of several prompts (or fillers), all rows in one batch.
+
+        Each row keeps its own seeded draws, so the texts are those ``embed`` and
+        ``unmarked`` give one at a time, up to the float rounding of batched matrix
+        products (see ``TransformersBackend``); with the n-gram LM they are identical.
+        """
+        fillers = [None] * len(items) if fillers is None else list(fillers)
+        prompts = [p for item in items for p in (item, item)]
+        texts = self.lm.generate_batch(prompts, self.max_new_tokens, [_prompt_seed(p) for p in prompts],
+                                       [self._bias(key), None] * len(items),
+                                       [f for filler in fillers for f in (filler, filler)])
+        return [(texts[2 * i], texts[2 * i + 1]) for i in range(len(items))]
+
     def detect(self, item: str, key: str) -> Detection:
         text = skeleton(item) if self.normalize else item
         count = count_green(token_hashes(self.lm.scoring_tokens(text)), key_hash(key), self.gamma, self.width)
         return _detection(count)
+
+    def explain(self, item: str, key: str) -> list[tuple[str, bool | None]]:
+        """(piece of the item, green) in order; None for whitespace and pairs not scored.
+
+        Green pieces count exactly ``detect``'s ``green``, scored ones its ``tokens_scored``.
+        """
+        return _as_pairs(self.explain_tokens(item, key))
+
+    def explain_tokens(self, item: str, key: str) -> list[Explained]:
+        """The LM's scoring tokens of ``item`` with their verdicts, as detection counts them."""
+        text = skeleton(item) if self.normalize else item
+        forms = self.lm.scoring_tokens(text)
+        spans = self._token_spans(text, len(forms))
+        if spans is None:  # a slow tokenizer has no offsets: decoded token by token instead
+            pieces = [self.lm.tokenizer.convert_tokens_to_string([f]) for f in forms]
+            green, first = explain_green(token_hashes(forms), key_hash(key), self.gamma, self.width)
+            return [Explained(p, f, bool(g), bool(c), forms[k - 1] if self.width and k else None)
+                    for k, (p, f, g, c) in enumerate(zip(pieces, forms, green, first))]
+        return _explained(item, text, spans, forms, token_hashes(forms), key, self.gamma, self.width)
+
+    def _token_spans(self, text: str, count: int) -> list[tuple[int, int]] | None:
+        """Where each scoring token lies in ``text``: the bench's word tokens, or a tokenizer's offsets."""
+        if isinstance(self.lm, NgramBackend):
+            spans = _spans(text)[0]
+        else:
+            try:
+                encoded = self.lm.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                spans = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+            except (NotImplementedError, KeyError, TypeError, ValueError):
+                return None
+        return spans if len(spans) == count else None
 
 
 @watermarker
@@ -166,9 +288,27 @@ class Lexical(Watermarker):
                 out[i] = type(token)(options[int(np.argmax(green))], token.space_before)
         return detokenize(out)
 
+    def _scored(self, text: str) -> tuple[int, list[tuple[int, int]], list[str]]:
+        """The number of words of ``text``, and the spans and forms of the words the
+        thesaurus can substitute: the only ones detection scores."""
+        spans, tokens = _spans(text)
+        words = [(span, t.text) for span, t in zip(spans, tokens) if t.is_word]
+        scorable = [(span, normalize(w)) for span, w in words if self.thesaurus.substitutes(w)]
+        return len(words), [span for span, _ in scorable], [form for _, form in scorable]
+
     def detect(self, item: str, key: str) -> Detection:
-        words = [t.text for t in tokenize(skeleton(item) if self.normalize else item) if t.is_word]
-        scorable = [normalize(w) for w in words if self.thesaurus.substitutes(w)]
+        words, _, scorable = self._scored(skeleton(item) if self.normalize else item)
         hashes = np.asarray([string_hash(w) for w in dict.fromkeys(scorable)], dtype=np.uint64)
         count = count_green(hashes, key_hash(key), self.gamma, width=0)
-        return _detection(count, words=len(words), substitutable=len(scorable), thesaurus=self.thesaurus.name)
+        return _detection(count, words=words, substitutable=len(scorable), thesaurus=self.thesaurus.name)
+
+    def explain(self, item: str, key: str) -> list[tuple[str, bool | None]]:
+        """(piece of the item, green) in order; None for everything not scored (words
+        without a substitute, whitespace, a word already counted)."""
+        return _as_pairs(self.explain_tokens(item, key))
+
+    def explain_tokens(self, item: str, key: str) -> list[Explained]:
+        """The substitutable words of ``item`` with their verdicts, as detection counts them."""
+        text = skeleton(item) if self.normalize else item
+        _, spans, forms = self._scored(text)
+        return _explained(item, text, spans, forms, token_hashes(forms), key, self.gamma, width=0)
