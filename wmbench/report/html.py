@@ -22,7 +22,7 @@ import math
 import time
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -107,8 +107,9 @@ class Series:
 
 
 @dataclass(frozen=True)
-class Chart:
-    title: str
+class Frame:
+    """Geometry shared by every chart: SVG size, plot edges, axis ticks."""
+
     width: int
     height: int
     left: int
@@ -117,9 +118,14 @@ class Chart:
     bottom: int  # y of the plot's bottom edge
     x_ticks: tuple[Tick, ...]
     y_ticks: tuple[Tick, ...]
-    series: tuple[Series, ...]
-    alpha_y: float
-    alpha_label: str
+
+
+@dataclass(frozen=True)
+class Chart(Frame):
+    title: str = field(kw_only=True)
+    series: tuple[Series, ...] = field(kw_only=True)
+    alpha_y: float = field(kw_only=True)
+    alpha_label: str = field(kw_only=True)
 
 
 _W, _H = 360, 200
@@ -178,7 +184,7 @@ def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: Pool
                         rows, with_band=False, digits=3),
                 _series(f"FPR {pools.unpaired}", "fpr-alt", [x + _DODGE for x in xs], [r.fpr_unpaired for r in rows],
                         y, rows, with_band=False, digits=3))
-    return Chart(attack, _W, _H, left, top, right, bottom, x_ticks, y_ticks, (tpr, *fprs),
+    return Chart(_W, _H, left, top, right, bottom, x_ticks, y_ticks, title=attack, series=(tpr, *fprs),
                  alpha_y=y(alpha), alpha_label=f"α = {alpha:g}")
 
 
@@ -191,7 +197,7 @@ class QualityCurve:
 
 
 @dataclass(frozen=True)
-class QualityChart:
+class QualityChart(Frame):
     """TPR against what the attack left of the item's quality, every attack in one plot.
 
     The question an attacker asks: how much damage must I do to erase the mark? A
@@ -199,19 +205,11 @@ class QualityChart:
     still nearly intact.
     """
 
-    metric: str  # "similarity" | "psnr"
-    axis_title: str
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
-    x_ticks: tuple[Tick, ...]
-    y_ticks: tuple[Tick, ...]
-    curves: tuple[QualityCurve, ...]
-    alpha_y: float
-    alpha_label: str
+    metric: str = field(kw_only=True)  # "similarity" | "psnr"
+    axis_title: str = field(kw_only=True)
+    curves: tuple[QualityCurve, ...] = field(kw_only=True)
+    alpha_y: float = field(kw_only=True)
+    alpha_label: str = field(kw_only=True)
 
 
 _QUALITY_AXES = {
@@ -259,8 +257,8 @@ def quality_chart(modality: str, rows: Sequence[Row], alpha: float) -> QualityCh
     x_ticks = tuple(Tick(px(low + k * step), f"{low + k * step:g}", f"{low + k * step:g}")
                     for k in range(0, count + 1, stride))
     y_ticks = tuple(Tick(py(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
-    return QualityChart(metric, axis_title, _QW, _QH, left, top, right, bottom, x_ticks, y_ticks, tuple(curves),
-                        alpha_y=py(alpha), alpha_label=f"α = {alpha:g}")
+    return QualityChart(_QW, _QH, left, top, right, bottom, x_ticks, y_ticks, metric=metric, axis_title=axis_title,
+                        curves=tuple(curves), alpha_y=py(alpha), alpha_label=f"α = {alpha:g}")
 
 
 @dataclass(frozen=True)
@@ -274,7 +272,7 @@ class RocCurve:
 
 
 @dataclass(frozen=True)
-class RocChart:
+class RocChart(Frame):
     """ROC of every method of a modality over all its cells (clean and attacked pooled).
 
     FPR runs on a log axis from 10^-3: the low-FPR end is where a deployed detector
@@ -282,16 +280,8 @@ class RocChart:
     resolve FPRs below 1/n, so the left part of a curve over few negatives is flat.
     """
 
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
-    x_ticks: tuple[Tick, ...]
-    y_ticks: tuple[Tick, ...]
-    curves: tuple[RocCurve, ...]
-    target_x: float  # the 1 % FPR line
+    curves: tuple[RocCurve, ...] = field(kw_only=True)
+    target_x: float = field(kw_only=True)  # the 1 % FPR line
 
 
 _ROC_MIN_FPR = 1e-3
@@ -325,7 +315,7 @@ def roc_chart(records: Sequence[Record], methods: Sequence[str]) -> RocChart | N
     x_ticks = tuple(Tick(px(f), label, label) for f, label in ((1e-3, "0.001"), (1e-2, "0.01"), (1e-1, "0.1"),
                                                                (1.0, "1")))
     y_ticks = tuple(Tick(py(v), f"{v:g}", f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1))
-    return RocChart(440, 260, left, top, right, bottom, x_ticks, y_ticks, tuple(curves), px(0.01))
+    return RocChart(440, 260, left, top, right, bottom, x_ticks, y_ticks, curves=tuple(curves), target_x=px(0.01))
 
 
 def _even_positions(count: int, left: float, right: float) -> list[float]:
