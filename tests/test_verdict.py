@@ -138,3 +138,15 @@ def test_two_runs_side_by_side_flag_differences_beyond_their_intervals(tmp_path:
     assert 'id="compare"' in html and "Compared with before" in html and "-1.00 !" in html
     code, _, err = cli("report", a, "--compare", tmp_path / "missing")
     assert_one_line_error(code, err, "missing")
+
+
+def test_attacks_that_could_not_run_are_named_in_the_readings() -> None:
+    skipped = [cell("skew", "text", "llm_paraphrase", 0, 0.7, "p0", marked, float("nan"))
+               for marked in (True, False)]
+    skipped = [Record(**{**r.__dict__, "p_value": None, "detected": None, "skipped": "no LLM endpoint"})
+               for r in skipped]
+    verdict = build_verdict([("a", image_run() + text_run() + skipped)])
+    text = next(mv for mv in verdict.modalities if mv.modality == "text")
+    assert "Not run here: llm_paraphrase (no LLM endpoint)." in text.reading
+    assert verdict.reading.endswith("Not run for text marks: llm_paraphrase.")
+    assert [f.attack for f in text.methods[0].families] == ["synonym"]  # not counted as a family

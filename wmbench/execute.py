@@ -212,11 +212,16 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
     except Exception as exc:
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
-    # A generation-time attack's own generation is its reference: what the attacker
-    # removed (the filler) is the damage, not the fact that another text was written.
-    reference = unattacked_for_attack if _filler_attack(job) else _reference(method, original, unattacked)
+    # A generation-time attack leaves the attacker a whole text of its own: removing
+    # the filler costs no meaning, so its similarity reference is the result itself
+    # (1 by construction, said in a note); its fluency shows in the perplexity. The
+    # unattacked generation is another text from the same prompt, no reference.
+    generation_time = _filler_attack(job)
+    reference = attacked if generation_time else _reference(method, original, unattacked)
     quality = kind.quality(reference, attacked, {"lm": ctx.text_lm, "perplexity": job.perplexity})
     notes = {k: quality.pop(k) for k in list(quality) if isinstance(quality[k], str)}
+    if generation_time:
+        notes["similarity_note"] = "generation-time attack: the cleaned generation is the attacker's text"
     return _record(job, cell, **_detection_fields(detection, ctx.alpha), **quality, seconds=seconds,
                    extra={**detection.extra, **notes} or None)
 

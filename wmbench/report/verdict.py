@@ -80,6 +80,7 @@ class MethodVerdict:
     families: tuple[FamilyResult, ...]
     summary: MethodSummary
     tokens_needed: Any | None = None  # aggregate.TokensNeeded at 1 %
+    not_run: tuple[tuple[str, str], ...] = ()  # (attack, reason) of families with skipped cells
     reading: str = ""
 
     @property
@@ -158,6 +159,11 @@ def _family(modality: str, attack: str, rows: Sequence[Row], clean: Row | None) 
 
 def method_verdicts(records: Iterable[Record], label: str = "") -> list[MethodVerdict]:
     """Per method of one run: clean operating point, ROC, and every attack family."""
+    records = list(records)
+    skipped: dict[tuple[str, str], dict[str, str]] = {}  # method -> attack -> reason
+    for r in records:
+        if r.skipped is not None:
+            skipped.setdefault((r.modality, r.method), {}).setdefault(r.attack, r.skipped)
     records = [r for r in records if failure(r) is None]
     rows = summarize(records, TARGET_FPR)
     out = []
@@ -179,6 +185,7 @@ def method_verdicts(records: Iterable[Record], label: str = "") -> list[MethodVe
             roc=roc(pos, neg), summary=summary,
             families=tuple(_family(summary.modality, a, rs, clean_row) for a, rs in families.items()),
             tokens_needed=tokens_needed(mine, TARGET_FPR) if summary.modality == "text" else None,
+            not_run=tuple(sorted(skipped.get(key, {}).items())),
         )
         out.append(_with_reading(verdict))
     return out
@@ -263,7 +270,11 @@ def _modality_reading(modality: str, methods: Sequence[MethodVerdict]) -> str:
             f"({100 * share:.0f} %)")
     if best.erased_acceptably:
         text += ": " + ", ".join(f.attack for f in best.erased_acceptably)
-    return text + "."
+    text += "."
+    not_run = dict(best.not_run)
+    if not_run:
+        text += " Not run here: " + "; ".join(f"{a} ({reason})" for a, reason in not_run.items()) + "."
+    return text
 
 
 def _overall_reading(modalities: Sequence[ModalityVerdict]) -> str:
@@ -284,7 +295,9 @@ def _overall_reading(modalities: Sequence[ModalityVerdict]) -> str:
         relation = "less robust than"
     return (f"At 1 % FPR, the best image mark ({img.method}) is {relation} the best text mark ({txt.method}): "
             f"{100 * s_img:.0f} % vs {100 * s_txt:.0f} % of the tested attack families erase them while the "
-            f"content stays acceptable.")
+            f"content stays acceptable."
+            + "".join(f" Not run for {m} marks: {', '.join(a for a, _ in best.not_run)}." for m, best
+                      in (("image", img), ("text", txt)) if best.not_run))
 
 
 # -- output ---------------------------------------------------------------------------
