@@ -150,3 +150,15 @@ def test_attacks_that_could_not_run_are_named_in_the_readings() -> None:
     assert "Not run here: llm_paraphrase (no LLM endpoint)." in text.reading
     assert verdict.reading.endswith("Not run for text marks: llm_paraphrase.")
     assert [f.attack for f in text.methods[0].families] == ["synonym"]  # not counted as a family
+
+
+def test_json_has_operating_points_at_configurable_target_fprs(tmp_path: Path, cli) -> None:
+    run = _store(tmp_path / "run", image_run() + text_run())
+    code, out, err = cli("verdict", run, "--format", "json", "--target-fpr", "0.05", "--target-fpr", "0.2")
+    assert code == 0, err
+    method = json.loads(out)["modalities"][0]["methods"][0]
+    points = method["operating_points"]
+    assert [p["target_fpr"] for p in points] == [0.01, 0.05, 0.2]
+    assert [p["resolvable"] for p in points] == [False, False, True]  # 10 negatives resolve 0.2 only
+    code, _, err = cli("verdict", run, "--target-fpr", "2")
+    assert_one_line_error(code, err, "--target-fpr")

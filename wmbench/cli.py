@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     verdict = sub.add_parser("verdict", help="images vs text on one scale: TPR at 1 %% FPR and the quality cost to erase")
     verdict.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     verdict.add_argument("--format", choices=("text", "json"), default="text")
+    verdict.add_argument("--target-fpr", type=float, action="append", metavar="FPR",
+                         help="further operating points in the JSON output (repeatable; default 0.001)")
 
     export = sub.add_parser("export", help="export one row per cell as CSV or JSON lines")
     export.add_argument("run_dir", type=Path)
@@ -143,22 +145,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verdict_text(run_dirs: list[Path], fmt: str = "text") -> str:
+def _verdict_text(run_dirs: list[Path], fmt: str = "text", extra_fprs: list[float] | None = None) -> str:
     import json
 
-    from wmbench.report.verdict import build_verdict, verdict_json, verdict_table
+    from wmbench.report.verdict import EXTRA_FPRS, build_verdict, verdict_json, verdict_table
     from wmbench.store import Store
 
     runs = []
     for run_dir in run_dirs:
         with Store(run_dir, create=False) as store:
             runs.append((Path(run_dir).resolve().name, list(store.records())))
-    verdict = build_verdict(runs)
+    for fpr in extra_fprs or ():
+        if not 0 < fpr < 1:
+            raise WmbenchError(f"--target-fpr: must lie strictly between 0 and 1, got {fpr}")
+    verdict = build_verdict(runs, tuple(extra_fprs) if extra_fprs else EXTRA_FPRS)
     return json.dumps(verdict_json(verdict), indent=2, default=str) if fmt == "json" else verdict_table(verdict)
 
 
 def _cmd_verdict(args: argparse.Namespace) -> int:
-    print(_verdict_text(args.run_dirs, args.format))
+    print(_verdict_text(args.run_dirs, args.format, args.target_fpr))
     return 0
 
 

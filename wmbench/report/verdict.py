@@ -37,6 +37,7 @@ TARGET_FPR = 0.01
 ERASED_BELOW = 0.5  # TPR at 1 % FPR under this: the attack erased the mark
 ACCEPTABLE_PSNR = 30.0  # dB, attacked image vs original
 ACCEPTABLE_SIMILARITY = 0.8  # attacked text vs its reference
+EXTRA_FPRS = (0.001,)  # further operating points in the JSON output (configurable: --target-fpr)
 MIN_FAMILIES = 5  # attack families a method must have met to stand for its modality
 
 
@@ -80,6 +81,7 @@ class MethodVerdict:
     families: tuple[FamilyResult, ...]
     summary: MethodSummary
     tokens_needed: Any | None = None  # aggregate.TokensNeeded at 1 %
+    operating_points: tuple[OperatingPoint, ...] = ()  # clean, at further target FPRs
     not_run: tuple[tuple[str, str], ...] = ()  # (attack, reason) of families with skipped cells
     reading: str = ""
 
@@ -157,7 +159,8 @@ def _family(modality: str, attack: str, rows: Sequence[Row], clean: Row | None) 
     )
 
 
-def method_verdicts(records: Iterable[Record], label: str = "") -> list[MethodVerdict]:
+def method_verdicts(records: Iterable[Record], label: str = "",
+                    extra_fprs: Sequence[float] = EXTRA_FPRS) -> list[MethodVerdict]:
     """Per method of one run: clean operating point, ROC, and every attack family."""
     records = list(records)
     skipped: dict[tuple[str, str], dict[str, str]] = {}  # method -> attack -> reason
@@ -182,6 +185,7 @@ def method_verdicts(records: Iterable[Record], label: str = "") -> list[MethodVe
         name = f"{summary.method} [{label}]" if label else summary.method
         verdict = MethodVerdict(
             modality=summary.modality, method=name, clean=tpr_at_fpr(pos, neg, TARGET_FPR),
+            operating_points=tuple(tpr_at_fpr(pos, neg, f) for f in extra_fprs),
             roc=roc(pos, neg), summary=summary,
             families=tuple(_family(summary.modality, a, rs, clean_row) for a, rs in families.items()),
             tokens_needed=tokens_needed(mine, TARGET_FPR) if summary.modality == "text" else None,
@@ -191,11 +195,11 @@ def method_verdicts(records: Iterable[Record], label: str = "") -> list[MethodVe
     return out
 
 
-def build_verdict(runs: Sequence[tuple[str, Sequence[Record]]]) -> Verdict:
+def build_verdict(runs: Sequence[tuple[str, Sequence[Record]]], extra_fprs: Sequence[float] = EXTRA_FPRS) -> Verdict:
     """The verdict over one or more runs; method names get the run's name when they clash."""
     names = [r.method for _, records in runs for r in {(x.modality, x.method): x for x in records}.values()]
     clash = len(names) != len(set(names))
-    methods = [v for label, records in runs for v in method_verdicts(records, label if clash else "")]
+    methods = [v for label, records in runs for v in method_verdicts(records, label if clash else "", extra_fprs)]
     modalities = []
     for modality in sorted({m.modality for m in methods}, key=lambda m: (m != "image", m != "text", m)):
         mine = tuple(m for m in methods if m.modality == modality)
@@ -314,6 +318,10 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "tpr_empirical_threshold": rate_json(m.clean.empirical),
             "empirical_threshold": m.clean.empirical_threshold, "threshold_resolvable": m.clean.resolvable,
             "theory_disagrees": m.clean.disagree,
+            "operating_points": [{
+                "target_fpr": op.target_fpr, "tpr_theory": rate_json(op.theory), "fpr_measured": rate_json(op.theory_fpr),
+                "tpr_empirical": rate_json(op.empirical), "empirical_threshold": op.empirical_threshold,
+                "resolvable": op.resolvable, "disagree": op.disagree} for op in (m.clean, *m.operating_points)],
             "auc": None if m.roc is None else {"value": m.roc.auc, "low": m.roc.auc_low, "high": m.roc.auc_high},
             "tokens_needed": None if m.tokens_needed is None else m.tokens_needed.median,
             "families": [{
