@@ -30,6 +30,7 @@ report hides a column that has no value.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -169,9 +170,7 @@ def tokens_needed(cells: Iterable[Record], alpha: float) -> TokensNeeded | None:
         passing = [r.tokens for r in prefixes if is_detected(r, alpha)]
         if passing:
             needed.append(min(passing))
-    needed.sort()
-    mid = len(needed) // 2
-    median = None if not needed else float(needed[mid] if len(needed) % 2 else (needed[mid - 1] + needed[mid]) / 2)
+    median = float(statistics.median(needed)) if needed else None
     return TokensNeeded(median=median, reached=len(needed), samples=len(by_sample))
 
 

@@ -14,22 +14,14 @@ from wmbench.errors import WmbenchError
 
 
 @cache
-def _similarity_model():  # noqa: ANN202 - SimilarityModel | None
+def _similarity_model():  # noqa: ANN202 - (SimilarityModel | None, reason it is missing | None)
     from wmbench.text.similarity import load_similarity
 
     try:
-        return load_similarity()
+        return load_similarity(), None
     except WmbenchError as exc:
         warnings.warn(f"semantic similarity not measured: {exc}", stacklevel=2)
-        _errors.append(str(exc))
-        return None
-
-
-_errors: list[str] = []
-
-
-def _similarity_error() -> str:
-    return _errors[-1] if _errors else "unknown reason"
+        return None, str(exc)
 
 
 def perplexity(text: str, lm: str = "ngram") -> tuple[float | None, str | None]:
@@ -48,9 +40,9 @@ def similarity(reference: str, text: str) -> tuple[float | None, str | None]:
     """Cosine similarity of all-MiniLM-L6-v2 embeddings."""
     if reference == text:
         return 1.0, None
-    model = _similarity_model()
+    model, missing = _similarity_model()
     if model is None:
-        return None, f"similarity model unavailable: {_similarity_error()}"
+        return None, f"similarity model unavailable: {missing}"
     if not text.strip() or not reference.strip():
         return None, "empty text"
     return float(model.similarity(reference, text)), None
