@@ -7,7 +7,7 @@ look-alike letters, zero-width characters), by breaking the contexts their green
 hang on (insertions, deletions, swaps, reordering), or by adding or removing text so
 the green share sinks towards its base rate (dilution, truncation).
 
-Every attack works on the faithful tokens of :mod:`wmbench.text.tokenize` and changes
+Every attack works on the faithful tokens of :mod:`wmbench.modalities.text.tokenize` and changes
 only the tokens it picks, so whitespace, line breaks and untouched words come back
 exactly. Fractions count *eligible* words (for ``typo`` words with two letters or
 more, for ``homoglyph`` words with a letter that has a look-alike, ...; for most

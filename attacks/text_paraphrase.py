@@ -21,7 +21,7 @@ class Synonym(Attack):
 
     Substitutable words are the content words for which the thesaurus offers a
     substitute that fits every plausible reading of the word
-    (:meth:`wmbench.text.thesaurus.Thesaurus.substitutes`: inflected and cased like the
+    (:meth:`wmbench.modalities.text.thesaurus.Thesaurus.substitutes`: inflected and cased like the
     word it replaces, function words never touched). The number replaced is the
     fraction times their count, rounded up or down at random so its expectation is
     exact; which words and which substitute come from ``rng``, drawn in an order that

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from wmbench import registry
-from wmbench.image.methods import payload_bits
+from wmbench.modalities.image.methods import payload_bits
 from wmbench.samples import discover_images, load_image
 
 ZERO_HEAVY_KEY = "key-3800"  # payload with 26 of 32 bits equal to the typical unmarked decode

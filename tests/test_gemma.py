@@ -21,8 +21,8 @@ from wmbench import registry
 from wmbench.api import Filler, SkipCell
 from wmbench.errors import SuiteError
 from wmbench.suite import load_suite, parse_suite
-from wmbench.text.corpus import human_texts, prompts
-from wmbench.text.lm import GEMMA, GEMMA_PACKAGE, GemmaBackend, gemma_missing, load_lm
+from wmbench.modalities.text.corpus import human_texts, prompts
+from wmbench.modalities.text.lm import GEMMA, GEMMA_PACKAGE, GemmaBackend, gemma_missing, load_lm
 
 MISSING = gemma_missing()
 needs_gemma = pytest.mark.skipif(MISSING is not None, reason=f"Gemma is not installed here: {MISSING}")

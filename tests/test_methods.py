@@ -1,4 +1,4 @@
-"""The imwatermark adapters (wmbench/image/methods.py) on a real photo."""
+"""The imwatermark adapters (wmbench/modalities/image/methods.py) on a real photo."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from wmbench import registry
 from wmbench.api import Detection
-from wmbench.image.methods import PAYLOAD_BITS, bits_detection, payload_bits
-from wmbench.image.quality import psnr
+from wmbench.modalities.image.methods import PAYLOAD_BITS, bits_detection, payload_bits
+from wmbench.modalities.image.quality import psnr
 from wmbench.stats import binomial_tail
 
 FAST_METHODS = ("dwtDct", "dwtDctSvd")

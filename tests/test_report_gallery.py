@@ -33,7 +33,7 @@ from wmbench.report import write_report
 from wmbench.report.gallery import IMAGE_BUDGET, MAIN_ATTACKS, THUMB_WIDTH, _fit, data_uri, thumbnail
 from wmbench.store import Store
 from wmbench.suite import load_suite
-from wmbench.text.corpus import human_texts, prompts
+from wmbench.modalities.text.corpus import human_texts, prompts
 
 CHROMIUM = Path("/usr/bin/chromium")
 SEED = 5

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from wmbench import registry
 from wmbench.api import AttackSpec
-from wmbench.text.thesaurus import ThesaurusUnavailable, load_thesaurus
-from wmbench.text.tokenize import normalize, tokenize
+from wmbench.modalities.text.thesaurus import ThesaurusUnavailable, load_thesaurus
+from wmbench.modalities.text.tokenize import normalize, tokenize
 
 FRACTION_ATTACKS = {"word_delete", "word_insert", "word_swap", "typo", "homoglyph", "zero_width", "case_change"}
 EXPECTED = FRACTION_ATTACKS | {"sentence_shuffle", "truncate", "dilute", "synonym"}

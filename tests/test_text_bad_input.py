@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wmbench.errors import SampleError
-from wmbench.text.io import MAX_TEXT_BYTES, load_text
+from wmbench.modalities.text.io import MAX_TEXT_BYTES, load_text
 
 BAD = {
     "empty.txt": (b"", "empty text"),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from testkit import read_cells
 from wmbench import registry
 from wmbench.api import Filler
-from wmbench.text.corpus import human_texts, prompts
+from wmbench.modalities.text.corpus import human_texts, prompts
 from wmbench_attacks.text_generation import EMOJI, emoji, lm_regenerate
 
 ALPHA = 0.01

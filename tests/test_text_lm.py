@@ -18,8 +18,8 @@ from testkit import assert_one_line_error, read_cells
 from wmbench import registry
 from wmbench.errors import SuiteError
 from wmbench.suite import parse_suite
-from wmbench.text.corpus import human_texts, prompts
-from wmbench.text.lm import TransformersBackend, load_lm
+from wmbench.modalities.text.corpus import human_texts, prompts
+from wmbench.modalities.text.lm import TransformersBackend, load_lm
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

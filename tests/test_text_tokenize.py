@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmbench.text.tokenize import (
+from wmbench.modalities.text.tokenize import (
     MARKS,
     Token,
     detokenize,

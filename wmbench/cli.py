@@ -289,7 +289,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         raise WmbenchError(f"{args.output}: cannot write: {exc}") from None
     report = {"output": str(args.output), "method": args.method}
     if method.modality == "image":
-        from wmbench.image.quality import psnr
+        from wmbench.modalities.image.quality import psnr
 
         report["psnr"] = round(psnr(item, marked), 2)
     print(json.dumps(report))

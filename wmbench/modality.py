@@ -37,7 +37,7 @@ def _image_problem(item: Any) -> str | None:
 
 def _image_quality(reference: Any, attacked: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Against the clean original: the damage of embedding and attack together."""
-    from wmbench.image.quality import psnr, ssim
+    from wmbench.modalities.image.quality import psnr, ssim
 
     return {"psnr": psnr(reference, attacked), "ssim": ssim(reference, attacked)}
 
@@ -58,7 +58,7 @@ def _text_quality(reference: Any, attacked: Any, options: dict[str, Any] | None 
     A metric that cannot be measured stays empty and the cell says why in a
     ``*_missing`` note (never an invented value).
     """
-    from wmbench.text.quality import perplexity, similarity
+    from wmbench.modalities.text.quality import perplexity, similarity
 
     options = options or {}
     if options.get("perplexity", True):
@@ -77,7 +77,7 @@ def _text_quality(reference: Any, attacked: Any, options: dict[str, Any] | None 
 
 
 def _text() -> Modality:
-    from wmbench.text.io import load_text, save_text
+    from wmbench.modalities.text.io import load_text, save_text
 
     return Modality("text", ".txt", load_text, save_text, _text_problem, _text_quality)
 

@@ -70,7 +70,7 @@ TEXT_SUFFIXES = (".txt",)
 
 def discover_texts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
     """Human texts: ``builtin:texts`` (samples/texts/human) and .txt files or folders."""
-    from wmbench.text.corpus import samples_dir
+    from wmbench.modalities.text.corpus import samples_dir
 
     samples: list[Sample] = []
     for source in sources:
@@ -82,7 +82,7 @@ def discover_texts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
 
 def discover_prompts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
     """Prompts: one per line of a .txt file, or one per .txt file of a folder."""
-    from wmbench.text.corpus import samples_dir
+    from wmbench.modalities.text.corpus import samples_dir
 
     samples: list[Sample] = []
     for source in sources:

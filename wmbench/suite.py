@@ -213,7 +213,7 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
 
 
 def _parse_text(table: Any, base_dir: Path, at: Any) -> TextSettings:
-    from wmbench.text.lm import LMError, check_lm_spec
+    from wmbench.modalities.text.lm import LMError, check_lm_spec
 
     _expect(table, dict, at("[text]"), "a table")
     _check_keys(table, {"lm", "max_new_tokens", "perplexity"}, at("[text]"))
@@ -269,7 +269,7 @@ def _parse_method(table: Any, where: str, text: TextSettings = TextSettings(),
             kind = (int, float) if isinstance(default, float) else type(default)
             value = _expect(table[pname], kind, f"{where}.{pname}", f"a {type(default).__name__}")
             if pname == "lm":
-                from wmbench.text.lm import LMError, check_lm_spec
+                from wmbench.modalities.text.lm import LMError, check_lm_spec
 
                 try:
                     value = check_lm_spec(value, base_dir)

@@ -46,8 +46,8 @@ from wmbench import registry
 from wmbench.api import Sample
 from wmbench.cells import NONE_ATTACK, attack_seed
 from wmbench.execute import limit_threads
-from wmbench.image import quality
-from wmbench.image.methods import payload_bits
+from wmbench.modalities.image import quality
+from wmbench.modalities.image.methods import payload_bits
 from wmbench.runner import RunSummary, run_suite, threads_per_worker
 from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
 from wmbench.store import Store

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from wmbench import registry
-from wmbench.text.corpus import prompts
-from wmbench.text.lm import GEMMA, GemmaBackend, gemma_missing, load_lm
+from wmbench.modalities.text.corpus import prompts
+from wmbench.modalities.text.lm import GEMMA, GemmaBackend, gemma_missing, load_lm
 
 MISSING = gemma_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"Gemma is not installed here: {MISSING}")

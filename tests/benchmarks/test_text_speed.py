@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from wmbench import registry
-from wmbench.text.corpus import prompts
-from wmbench.text.green import count_green, key_hash, token_hashes
+from wmbench.modalities.text.corpus import prompts
+from wmbench.modalities.text.green import count_green, key_hash, token_hashes
 
 TOKENS = 2_000_000
 GOAL_TOKENS_PER_SECOND = 5e6

@@ -8,7 +8,7 @@ after one or two attacks of the run (synonym, then the strongest typo or homogly
 whichever the run has), recomputed as the cell did (see
 :mod:`wmbench.report.examples`).
 
-The colours come from the mark's own ``explain_tokens`` (:mod:`wmbench.text.marks`),
+The colours come from the mark's own ``explain_tokens`` (:mod:`wmbench.modalities.text.marks`),
 which uses the detector's tokens and hashes, so the green spans of a panel count
 exactly the ``green`` its detection reports. The text is user data: the template
 escapes every piece.

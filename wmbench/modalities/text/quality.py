@@ -15,7 +15,7 @@ from wmbench.errors import WmbenchError
 
 @cache
 def _similarity_model():  # noqa: ANN202 - (SimilarityModel | None, reason it is missing | None)
-    from wmbench.text.similarity import load_similarity
+    from wmbench.modalities.text.similarity import load_similarity
 
     try:
         return load_similarity(), None
@@ -25,8 +25,8 @@ def _similarity_model():  # noqa: ANN202 - (SimilarityModel | None, reason it is
 
 
 def perplexity(text: str, lm: str = "ngram") -> tuple[float | None, str | None]:
-    """Perplexity under the LM named by ``lm`` (see :mod:`wmbench.text.lm`)."""
-    from wmbench.text.lm import load_lm
+    """Perplexity under the LM named by ``lm`` (see :mod:`wmbench.modalities.text.lm`)."""
+    from wmbench.modalities.text.lm import load_lm
 
     if not text.strip():
         return None, "empty text"

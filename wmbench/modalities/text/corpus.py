@@ -51,14 +51,14 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
-from wmbench.text.ngram import FORMAT_VERSION, NgramLM
+from wmbench.modalities.text.ngram import FORMAT_VERSION, NgramLM
 
 # Bump when the cleaning or the training changes, so stale caches are not reused.
 CODE_VERSION = "2"  # 2: human samples held out of training
 DEFAULT_ORDER = 3
 DEFAULT_MIN_COUNT = 2
 
-_REPO_SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "texts"
+_REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "texts"
 
 _UNDERLINE = re.compile(r"^\s*([*=\-~^#])\1{2,}\s*$")
 _CODE_START = (">>>", "...", "+-", "|", "#", "@")

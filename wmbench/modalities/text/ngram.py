@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wmbench.text.tokenize import Token, normalize, tokenize
+from wmbench.modalities.text.tokenize import Token, normalize, tokenize
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2

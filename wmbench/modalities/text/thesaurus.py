@@ -41,7 +41,7 @@ promises, and what the tests check):
    a rare synonym it does not know can replace a base form but not a plural or a past tense.
 
 There is no word-sense disambiguation: a substitute can fit the grammar and still shift the
-meaning. Benches that care measure that damage (see :mod:`wmbench.text.similarity`).
+meaning. Benches that care measure that damage (see :mod:`wmbench.modalities.text.similarity`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from wmbench.errors import WmbenchError
-from wmbench.text import inflect
+from wmbench.modalities.text import inflect
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_INSTALL = "apt-get install wordnet-base"

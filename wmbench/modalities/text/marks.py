@@ -1,7 +1,7 @@
 """Frequency-skew text watermarks: ``unigram``, ``kgw`` and ``lexical``.
 
 All three shift word frequencies towards a keyed "green" set and are detected by
-counting green tokens (see :mod:`wmbench.text.green`); they differ in how the green
+counting green tokens (see :mod:`wmbench.modalities.text.green`); they differ in how the green
 set is chosen and in where the skew comes from:
 
 * ``unigram`` (Zhao et al. 2023): one fixed green list, a fraction ``gamma`` of the
@@ -13,7 +13,7 @@ set is chosen and in where the skew comes from:
   kept). Detection scores only words the thesaurus can substitute.
 
 Every mark takes ``normalize``: when true the detector first strips invisible format
-characters and maps look-alike letters back to Latin (:mod:`wmbench.text.confusables`),
+characters and maps look-alike letters back to Latin (:mod:`wmbench.modalities.text.confusables`),
 undoing the ``homoglyph`` and ``zero_width`` attacks; a suite runs a mark both ways
 to show what that normalisation is worth.
 
@@ -21,7 +21,7 @@ Generation marks write text from a prompt with the suite's LM (``generates = Tru
 are unmarked generations from the same prompt with the same sampling draws.
 Detection needs the text and the key only, never the model. ``explain`` and
 ``explain_tokens`` give detection's verdict token by token (the report's text viewer):
-the same tokens and hashes, counted by :func:`wmbench.text.green.explain_green`.
+the same tokens and hashes, counted by :func:`wmbench.modalities.text.green.explain_green`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from wmbench.api import Detection, Filler, Watermarker, watermarker
-from wmbench.text.green import (
+from wmbench.modalities.text.green import (
     GreenCount,
     context_hashes,
     count_green,
@@ -43,9 +43,9 @@ from wmbench.text.green import (
     string_hash,
     token_hashes,
 )
-from wmbench.text.confusables import skeleton
-from wmbench.text.lm import NGRAM, LogitBias, NgramBackend, load_lm
-from wmbench.text.tokenize import detokenize, normalize, tokenize
+from wmbench.modalities.text.confusables import skeleton
+from wmbench.modalities.text.lm import NGRAM, LogitBias, NgramBackend, load_lm
+from wmbench.modalities.text.tokenize import detokenize, normalize, tokenize
 
 
 def _detection(count: GreenCount, **extra: Any) -> Detection:
@@ -261,7 +261,7 @@ class Lexical(Watermarker):
     parameters: ClassVar[dict[str, Any]] = {"gamma": 0.5, "normalize": False}
 
     def __init__(self, gamma: float = 0.5, normalize: bool = False) -> None:
-        from wmbench.text.thesaurus import load_thesaurus
+        from wmbench.modalities.text.thesaurus import load_thesaurus
 
         if not 0 < gamma < 1:
             raise ValueError(f"gamma must lie strictly between 0 and 1, got {gamma}")

@@ -3,7 +3,7 @@
 A suite picks one with ``[text] lm = ...``:
 
 * ``"ngram"`` (default): the embedded Kneser-Ney word trigram model
-  (:mod:`wmbench.text.ngram`), trained offline on bundled prose and cached;
+  (:mod:`wmbench.modalities.text.ngram`), trained offline on bundled prose and cached;
 * a folder path: a causal LM saved with ``transformers`` (``config.json`` plus
   weights and tokenizer files), loaded from disk only: ``local_files_only`` is
   always set, so nothing is ever fetched from a hub;
@@ -136,7 +136,7 @@ class NgramBackend:
 
     @cached_property
     def model(self) -> Any:  # NgramLM
-        from wmbench.text.corpus import default_lm
+        from wmbench.modalities.text.corpus import default_lm
 
         return default_lm()
 
@@ -146,12 +146,12 @@ class NgramBackend:
 
     @cached_property
     def vocab_hashes(self) -> np.ndarray:
-        from wmbench.text.green import token_hashes
+        from wmbench.modalities.text.green import token_hashes
 
         return token_hashes(self.model.vocab)
 
     def scoring_tokens(self, text: str) -> list[str]:
-        from wmbench.text.tokenize import token_forms
+        from wmbench.modalities.text.tokenize import token_forms
 
         return token_forms(text)
 
@@ -164,9 +164,9 @@ class NgramBackend:
         """Sample with the n-gram LM. A filler enters the mark's context, not the
         n-gram context: the model has never seen an emoji, so it writes on as if the
         filler were not there (a real LM would be disturbed by it a little)."""
-        from wmbench.text.green import token_hashes
-        from wmbench.text.ngram import generate_ids, render_parts
-        from wmbench.text.tokenize import token_forms
+        from wmbench.modalities.text.green import token_hashes
+        from wmbench.modalities.text.ngram import generate_ids, render_parts
+        from wmbench.modalities.text.tokenize import token_forms
 
         prompt_ids = self.model.encode_text(prompt)
         start = self.model.order - 1 + len(prompt_ids)  # history = <s> pads, prompt, new ids
@@ -208,7 +208,7 @@ class NgramBackend:
     def complete(self, prompt: str, max_new_tokens: int, seed: int, stop: str | None = "\n",
                  temperature: float = 1.0) -> str:
         """A continuation of ``prompt``, cut before the first ``stop``."""
-        from wmbench.text.ngram import generate_ids, render_parts
+        from wmbench.modalities.text.ngram import generate_ids, render_parts
 
         ids = generate_ids(self.model, self.model.encode_text(prompt), max_new_tokens, np.random.default_rng(seed),
                            temperature=temperature)
@@ -397,7 +397,7 @@ class TransformersBackend:
 
     @cached_property
     def vocab_hashes(self) -> np.ndarray:
-        from wmbench.text.green import token_hashes
+        from wmbench.modalities.text.green import token_hashes
 
         return token_hashes(self._vocab_strings(range(self.vocab_size)))
 
@@ -653,7 +653,7 @@ class GemmaBackend(TransformersBackend):
         problem = gemma_missing()
         if problem:
             raise LMUnavailable(problem)
-        from wmbench.text.corpus import default_cache_dir
+        from wmbench.modalities.text.corpus import default_cache_dir
 
         package = importlib.import_module(GEMMA_PACKAGE)
         self.gguf_name = str(package.MODEL_NAME)
@@ -801,7 +801,7 @@ class GemmaBackend(TransformersBackend):
         return hashes
 
     def _hashes_match(self, hashes: np.ndarray) -> bool:
-        from wmbench.text.green import token_hashes
+        from wmbench.modalities.text.green import token_hashes
 
         if hashes.dtype != np.uint64 or hashes.shape != (self.vocab_size,):
             return False
