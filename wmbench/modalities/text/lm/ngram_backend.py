@@ -54,7 +54,7 @@ class NgramBackend:
         n-gram context: the model has never seen an emoji, so it writes on as if the
         filler were not there (a real LM would be disturbed by it a little)."""
         from wmbench.modalities.text.green import token_hashes
-        from wmbench.modalities.text.ngram import generate_ids, render_parts
+        from wmbench.modalities.text.ngram_generate import generate_ids, render_parts
         from wmbench.modalities.text.tokenize import token_forms
 
         prompt_ids = self.model.encode_text(prompt)
@@ -97,7 +97,7 @@ class NgramBackend:
     def complete(self, prompt: str, max_new_tokens: int, seed: int, stop: str | None = "\n",
                  temperature: float = 1.0) -> str:
         """A continuation of ``prompt``, cut before the first ``stop``."""
-        from wmbench.modalities.text.ngram import generate_ids, render_parts
+        from wmbench.modalities.text.ngram_generate import generate_ids, render_parts
 
         ids = generate_ids(self.model, self.model.encode_text(prompt), max_new_tokens, np.random.default_rng(seed),
                            temperature=temperature)
