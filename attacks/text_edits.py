@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from importlib.resources import files
 
 import numpy as np
 
@@ -411,186 +412,18 @@ def truncate(text: str, strength: int, rng: np.random.Generator) -> str:
 
 # Filler for `dilute`: original plain prose written for this module (not a sample text),
 # everyday topics, one paragraph per string. About 2,800 words: enough to dilute a
-# 300-word text to 10 %; longer texts reuse it from the start.
-FILLER = (
-    ("The bicycle workshop at the end of our street opens at eight, but the owner is usually there "
-    "by seven, drinking tea from a chipped enamel mug and sorting the night's deliveries. He keeps "
-    "every spare part in labelled drawers that climb the back wall like a card catalogue: brake pads, "
-    "spokes sorted by length, chains, bearings wrapped in wax paper. Customers are welcome to watch while "
-    "he works, as long as they do not lean on the bench. I once brought him a wheel that wobbled so "
-    "badly it rubbed the frame on every turn. He spun it slowly between his thumbs, listened to it tick "
-    "against a small metal pointer, and tightened a few spokes a quarter turn at a time. Twenty minutes "
-    "later it ran true, and he charged me less than the price of a sandwich. When I asked how he had "
-    "learned, he said he had simply ruined a great many wheels first."),
+# 300-word text to 10 %; longer texts reuse it from the start. It is package data of
+# wmbench's text modality rather than a literal here, so the prose reads and diffs as prose.
+FILLER_FILE = "data/dilute_filler.txt"
 
-    ("Every autumn somebody has to climb a ladder and clear the gutters, and in our house that somebody "
-    "is me. The job is never as bad as I expect. Most of what collects up there is a soft brown paste "
-    "of leaves, moss and the seeds the birds drop, and it comes away in handfuls. The real work is "
-    "moving the ladder, which has to stand on firm ground at the right angle, be checked, and then be "
-    "moved again every few metres. A neighbour once suggested fitting mesh covers so the leaves would "
-    "blow away on their own, and for a year or two they worked. Then the mesh filled with fine grit and "
-    "the water ran straight over the edge, down the wall and into the cellar window. Now I go up twice "
-    "a year, wear old gloves, and listen to the radio while I scrape. It takes a morning, and it is "
-    "oddly satisfying to pour a bucket of water in at one end and hear it gurgle out at the other."),
 
-    ("My first attempt at knitting produced a scarf that was wider at one end than the other, because I "
-    "kept adding stitches without noticing. The teacher at the evening class, a retired nurse with "
-    "astonishingly fast hands, said this was normal and that the cure was counting. Count at the end of "
-    "every row, she told us, and you will catch mistakes while they are still small. It sounded tedious, "
-    "and it was, but it worked. By the third week most of us could cast on, knit, purl and cast off "
-    "without looking at the printed sheet. The room was quiet apart from the click of needles and the "
-    "occasional groan when somebody found a dropped stitch several rows back and had to unpick "
-    "everything down to it. What surprised me most was how calming it became once my fingers knew what "
-    "to do. I still have that lopsided scarf, and I wear it on cold mornings when nobody important is "
-    "likely to see me."),
+def _read_filler() -> tuple[str, ...]:
+    """The filler paragraphs, one string each (the file wraps them; blank lines part them)."""
+    text = files("wmbench.modalities.text").joinpath(FILLER_FILE).read_text(encoding="utf-8")
+    return tuple(" ".join(block.split()) for block in text.split("\n\n") if block.strip())
 
-    ("The community orchard was planted on a strip of land beside the railway that nobody else wanted. "
-    "It began with twelve young trees donated by a nursery that was closing down, and now there are "
-    "nearly forty, mostly apples and pears, with a few plums that crop heavily one year and sulk the "
-    "next. Volunteers meet on the first Saturday of each month to prune, mow the paths and repair the "
-    "fence that keeps the deer out. Nobody is paid and nobody is in charge, although one woman keeps a "
-    "notebook of which tree was grafted from which, and when. In September the fruit is picked and "
-    "shared out in paper bags, and whatever is bruised goes into a hired press to make juice. The juice "
-    "never lasts long. Children who would refuse an apple at home will drink three cups of it standing "
-    "in the grass, and then ask whether they may turn the handle of the press themselves."),
 
-    ("The ferry leaves the harbour twice a day in winter and four times in summer, and the timetable is "
-    "pinned up in every shop on the island. On a calm morning the crossing takes fifty minutes, long "
-    "enough for a coffee and a look at the paper. On a rough one it feels much longer. The regular "
-    "passengers have their habits: the farmer who always stands at the stern to watch the wake, the "
-    "schoolteacher who marks homework in the lounge, the two brothers who play cards on an upturned crate "
-    "on the car deck even though they are not supposed to be there. Visitors are easy to spot because "
-    "they photograph everything and hold on to the rail too tightly. When the weather closes in, the "
-    "boat stays in port and the island simply waits. People check on each other, the shop rations "
-    "bread, and somebody always ends up sleeping on a sofa that is not their own."),
-
-    ("My violin teacher had one rule that she repeated at the start of every lesson: play it slowly until "
-    "it is boring, and only then play it faster. As a child I hated this. I wanted to rush to the "
-    "exciting parts of a piece and skip over the bars that gave me trouble, which meant that the "
-    "troublesome bars never improved. She would stop me, tap the music stand with a pencil, and ask me "
-    "to play four notes, just four, at half speed. Then again. Then again, until the notes came out "
-    "clean and even and I could think about something else while playing them. Years later I use the "
-    "same method for almost everything I find difficult, from learning a language to reversing a "
-    "trailer. Slow and boring is where the work gets done. The speed arrives on its own, usually when "
-    "you have stopped waiting for it."),
-
-    ("There is a hardware store in the old part of town that still sells nails by weight. You tell the "
-    "man behind the counter what you are building, he asks two or three questions that make you realise "
-    "you have not thought it through, and then he scoops a handful of nails onto a brass scale and tips "
-    "them into a paper bag. The shop smells of oil, rope and cut timber. Every surface is crowded: paint "
-    "tins stacked to the ceiling, coils of chain, rakes and brooms hanging from hooks, small drawers of "
-    "screws whose labels have faded to nothing. It is not cheap, but it is rarely wrong. When I went in "
-    "to buy a new lock for the shed, he looked at the old one, told me the screws were the real problem, "
-    "and sold me four longer ones for a few coins instead. The lock I had planned to replace is still "
-    "working."),
-
-    ("Painting a fence looks like a job for one afternoon and always takes a weekend. First the old paint "
-    "has to be brushed down, and the loose flakes get everywhere: in your hair, in the grass, inside "
-    "your shoes. Then every board needs checking for rot, and at least one will turn out to be soft at "
-    "the bottom and need replacing. Only after that can the painting begin, and even then the first coat "
-    "soaks into the dry wood so quickly that it seems to disappear. The second coat is the pleasant part. "
-    "The colour deepens, the brush moves easily, and you can see real progress along the line of boards. "
-    "Neighbours stop to chat and offer advice you did not ask for. By Sunday evening your arms ache, the "
-    "fence looks wonderful, and you notice for the first time how tired the front door has become."),
-
-    ("The dog decides when the morning walk begins. At a quarter to seven she sits by the door and stares "
-    "at it, and if that does not work she comes and stares at me instead. We take the same route almost "
-    "every day: down the lane, across the playing field, along the canal as far as the lock, and back "
-    "past the bakery. To me it is the same walk. To her it is completely new each time, because the "
-    "smells have changed overnight and there is important news at every lamp post. We meet the same "
-    "people too. There is a man with two greyhounds who wear matching coats, a jogger who waves without "
-    "breaking stride, and an elderly couple who carry biscuits in their pockets and are greeted like "
-    "royalty. By the time we get home the kettle is cold and I have forgotten whatever was worrying me "
-    "when I woke up."),
-
-    ("The village fair is held on the last Saturday in June, and preparations start in March. A "
-    "committee of seven meets in the back room of the pub to argue about the layout of the stalls, the "
-    "price of raffle tickets and whether the tug of war is worth the risk of injury. It always is, "
-    "according to the people who take part. On the day itself the field fills up by eleven: a tombola, "
-    "a cake stall, a coconut shy, a tent where a local beekeeper sells honey and answers questions about "
-    "swarms. The brass band plays the same six tunes in rotation. Children have their faces painted and "
-    "then complain when the paint starts to itch. In the afternoon there is a dog show in which every "
-    "dog wins a rosette of some kind, and by five o'clock the committee is folding tables, counting "
-    "coins in biscuit tins, and already grumbling about next year."),
-
-    ("On clear winter nights I take a folding chair into the garden and look at the sky for half an "
-    "hour. I am no astronomer. I know a few constellations, the bright shapes everyone learns, and I can "
-    "usually find whichever planet happens to be visible that month. What I enjoy is the slow adjustment "
-    "of the eyes. For the first few minutes there seem to be only a handful of stars, and then, as the "
-    "eyes settle, more and more appear until the whole sky looks dusted with them. A satellite slides "
-    "across in a straight line, steady and silent. Sometimes a meteor flicks past so quickly that I am "
-    "never sure I really saw it. The cold gets into my feet eventually and I go back indoors, blinking "
-    "at the lamps, with the strange feeling of having been somewhere very far away without leaving the "
-    "garden."),
-
-    ("We keep a jigsaw puzzle on the dining table through most of the winter. Nobody sits down intending "
-    "to work on it. Someone walks past on the way to the kitchen, notices a piece that obviously belongs "
-    "in a corner, and twenty minutes later they are still there, sorting sky from sea by the faintest "
-    "differences in blue. There are family rules. Edges first, always. No hiding pieces so as to be the "
-    "one who finishes. The box lid stays propped up where everyone can see it. The last puzzle was a "
-    "painting of a harbour with hundreds of small boats, and it nearly defeated us, because every boat "
-    "looked like every other boat. When it was finally done we left it on the table for three days to "
-    "admire it, then broke it up and put it back in the box, which always feels slightly sad and "
-    "slightly ridiculous."),
-
-    ("At the pottery class the wheel humbled everyone. The instructor made it look effortless: a lump of "
-    "wet clay, a few seconds of steady pressure, and a tall smooth cylinder rose between her hands. When "
-    "we tried, the clay wobbled, tore, or flew off the wheel entirely and landed on the floor with a wet "
-    "slap. Centring, she explained, is everything. If the clay is not perfectly centred, nothing that "
-    "follows will work, and you cannot centre it by force, only by patience and a firm, still hand. It "
-    "took me four weeks to make anything that resembled a bowl. It was thick, heavy and slightly oval, "
-    "and the glaze ran at the bottom and stuck it to the kiln shelf, so it had to be chipped free. I use "
-    "it every day for keys and loose change, and I would not swap it for the finest bowl in any shop."),
-
-    ("My uncle repaired old radios in a spare room that he called the laboratory. The shelves were full "
-    "of wooden cabinets with cloth-covered speakers, some working, most waiting. He would explain the "
-    "insides to anyone who asked: the valves that glowed orange when warm, the tuning capacitor with its "
-    "interleaved metal plates, the tangle of wires that looked chaotic but followed a diagram he had "
-    "usually drawn himself. Most faults, he said, came down to a handful of tired components that had "
-    "dried out over the decades. He replaced them one at a time, testing as he went, and the moment a "
-    "set crackled into life and found a station was the moment he lived for. He did not care much what "
-    "was playing. A weather forecast, a football commentary or a hymn all sounded equally wonderful to "
-    "him, coming out of a box that had been silent for forty years."),
-
-    ("Digging a small pond took longer than planned, mainly because the garden turned out to be full of "
-    "stones. Every spadeful rang against something, and by the end there was a pile of rocks beside the "
-    "hole big enough to build a low wall, so that is what we did with them. The liner went in on a layer "
-    "of old carpet and sand, then the water, filled slowly from a hose while we watched the folds "
-    "settle. For a few weeks nothing happened and the water turned a cloudy green. Then it cleared, "
-    "almost overnight, and life arrived by itself. Water boatmen came first, then snails, then a frog "
-    "that sat on the edge one evening as though it had always lived there. In spring there was spawn. "
-    "We never added a single creature on purpose, and now the pond is the busiest place in the garden."),
-
-    ("Buying a used car taught me to ask boring questions. The first car I looked at was shiny, clean and "
-    "cheap, and the seller talked cheerfully about everything except its history. When I asked for the "
-    "service records, he said they were somewhere in a drawer. When I asked whether the timing belt had "
-    "been changed, he was not sure what that was. I walked away, feeling rude. The second car was dull, "
-    "with a scraped bumper and a faint smell of wet dog, but the owner handed me a folder with every "
-    "receipt since it was new, and pointed out the scrape before I noticed it. I bought it that "
-    "afternoon. Six years later it still starts on frozen mornings and has never left me at the side of "
-    "the road, which is more than I can say for the shiny one, which I later saw on the back of a "
-    "recovery truck."),
-
-    ("A family of crows lives in the tall trees behind the school, and over the years I have started to "
-    "recognise some of them. One has a white feather in its left wing. Another walks with a slight limp "
-    "and is always the last to fly off when someone approaches. They are cleverer than they are given "
-    "credit for. I have watched them drop walnuts onto the road and wait for cars to crack the shells, "
-    "then hop out to collect the pieces when the lights turn red. They remember faces too. A caretaker "
-    "who once chased them away from the bins is scolded loudly every time he appears, while the dinner "
-    "lady who leaves out crusts is met with a polite silence. In late winter they begin repairing their "
-    "nests, tugging twigs from the hedges and arguing over the best ones, and the whole business looks "
-    "remarkably like a building site."),
-
-    ("Our town now has a library of tools, run from a former garage behind the fire station. For a small "
-    "yearly fee members can borrow drills, ladders, pressure washers, sewing machines, a carpet cleaner "
-    "and even a tile cutter, which is the most popular item and has a waiting list. The idea is simple: "
-    "most households need a hedge trimmer twice a year, so why should every household own one? "
-    "Volunteers check each item when it comes back, clean it, and write any faults on a card tied to the "
-    "handle. People donate things they no longer use, and the collection grows in odd directions. There "
-    "are currently three ice cream makers and a chainsaw that nobody may borrow without a lesson. It has "
-    "also become a place to ask for advice, and on Saturday mornings there is usually a small queue of "
-    "people holding broken objects and hopeful expressions."),
-)
+FILLER = _read_filler()
 
 
 def _filler_sentences() -> list[tuple[int, list[Token], int]]:
