@@ -331,7 +331,7 @@ def test_dilute_keeps_the_original_whole_at_the_requested_share() -> None:
                 share = n / len(words(out))
                 assert abs(share - strength) < 0.01, (strength, share)
     # the filler is the module's own prose, not one of the bench's sample texts
-    from wmbench_attacks.text_edits import FILLER
+    from wmbench_attacks.text_structure import FILLER
 
     filler_text = "\n\n".join(FILLER)
     assert len(words(filler_text)) >= 2500

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from wmbench import registry
 from wmbench.modalities.text.confusables import is_lookalike, skeleton
 from wmbench.modalities.text.corpus import human_texts, prompts
-from wmbench_attacks.text_edits import HOMOGLYPHS, homoglyph, zero_width
+from wmbench_attacks.text_chars import HOMOGLYPHS, homoglyph, zero_width
 
 TEXT = next(iter(human_texts().values()))
 
