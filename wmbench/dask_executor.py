@@ -2,7 +2,7 @@
 
 The Dask side only computes: each task is one job (``execute.run_job``) and returns its
 Records; the main process stores them, releases the job's followers and submits more,
-exactly as with the local process pool (``runner._JobDriver``), so ``--resume`` and the
+exactly as with the local process pool (``wmbench.executors.JobDriver``), so ``--resume`` and the
 store's crash safety are the same. At most ``IN_FLIGHT_PER_THREAD`` x the cluster's
 threads jobs are submitted at once, so the main process's memory does not grow with the
 suite and progress is live.
@@ -39,7 +39,7 @@ import wmbench
 from wmbench import registry
 from wmbench.cells import Job
 from wmbench.execute import RunContext, failed_job, limit_threads, run_job
-from wmbench.runner import _JobDriver
+from wmbench.executors.base import Followers, JobDriver
 from wmbench.store import Record
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
@@ -140,19 +140,18 @@ def _check_reachable(scheduler: str) -> None:
                            f"{CONNECT_TIMEOUT:.0f} s ({reason})") from None
 
 
-def connect(scheduler: str | None, workers: int) -> DaskConnection:
-    return DaskConnection(scheduler, workers)
-
-
-class DaskExecutor(_JobDriver):
+class DaskExecutor(JobDriver):
     """Runs the jobs as Dask tasks; the main process stores their records as they come."""
 
-    def __init__(self, *args: Any, connection: DaskConnection, run_dir: Path, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connection = connection
-        self.run_dir = Path(run_dir).resolve()
+    shared_paths = True  # the cache paths in the jobs must mean the same on every worker
+    connection: DaskConnection
+    run_dir: Path
 
-    def _execute(self, first: list[Job], followers: dict[tuple, list[Job]]) -> None:
+    @classmethod
+    def connect(cls, scheduler: str | None, workers: int) -> DaskConnection:
+        return DaskConnection(scheduler, workers)
+
+    def execute(self, first: list[Job], followers: Followers) -> None:
         self.sample_files = sorted({_sample_file(job.sample.source) for job in first}
                                    | {_sample_file(job.sample.source) for jobs in followers.values() for job in jobs})
         probe = self.run_dir / PROBE_FILE
@@ -192,7 +191,7 @@ class DaskExecutor(_JobDriver):
                     raise WmbenchError(f"dask worker {worker}: {kind} {missing[0]!r} is not installed there; "
                                        f"workers need the same plugin packages as this machine")
 
-    def _run(self, first: list[Job], followers: dict[tuple, list[Job]], setup: WorkerSetup) -> None:
+    def _run(self, first: list[Job], followers: Followers, setup: WorkerSetup) -> None:
         """Keep up to ``_limit()`` jobs in flight; a job Dask gave up on is retried alone.
 
         Dask fails a task (KilledWorker) once the workers it was on have died a few
@@ -230,7 +229,7 @@ class DaskExecutor(_JobDriver):
                 if records is None:
                     suspects.append(job)
                     continue
-                self._finish(job, records, followers, ready)
+                ready.extend(self.finish(job, records, followers))
                 if time.monotonic() - refreshed > LIMIT_REFRESH_SECONDS:
                     limit, refreshed = self._limit(), time.monotonic()
         except BaseException:  # Ctrl-C, a lost scheduler or a bug: leave nothing running on the cluster

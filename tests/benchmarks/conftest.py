@@ -46,9 +46,10 @@ from wmbench import registry
 from wmbench.api import Sample
 from wmbench.cells import NONE_ATTACK, attack_seed
 from wmbench.execute import limit_threads
+from wmbench.executors.local import threads_per_worker
 from wmbench.modalities.image import quality
 from wmbench.modalities.image.methods import payload_bits
-from wmbench.runner import RunSummary, run_suite, threads_per_worker
+from wmbench.runner import RunSummary, run_suite
 from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
 from wmbench.store import Store
 from wmbench.suite import parse_suite
