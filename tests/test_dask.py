@@ -276,9 +276,9 @@ def test_a_worker_that_cannot_see_the_run_folder_is_one_line(project: Path, sche
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The main process leaves its token where the workers do not look: as a worker on
     another machine with a local folder of the same name would see it."""
-    from wmbench import dask_executor
+    from wmbench.executors import dask as dask_cluster
 
-    monkeypatch.setattr(dask_executor, "PROBE_FILE", ".elsewhere")
+    monkeypatch.setattr(dask_cluster, "PROBE_FILE", ".elsewhere")
     out = project.parent / "unseen"
     code, stdout, err = invoke("run", project, "--out", out, "--executor", "dask", "--scheduler", scheduler,
                                "--no-progress")
@@ -293,9 +293,9 @@ def test_a_worker_that_cannot_see_the_run_folder_is_one_line(project: Path, sche
 def test_a_worker_that_cannot_see_a_sample_file_is_one_line(project: Path, scheduler: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """As a worker whose Python environment (the built-in samples' home) is elsewhere."""
-    from wmbench import dask_executor
+    from wmbench.executors import dask as dask_cluster
 
-    monkeypatch.setattr(dask_executor, "_sample_file", lambda source: source + ".not-on-the-workers")
+    monkeypatch.setattr(dask_cluster, "_sample_file", lambda source: source + ".not-on-the-workers")
     out = project.parent / "no-samples"
     code, _, err = invoke("run", project, "--out", out, "--executor", "dask", "--scheduler", scheduler,
                           "--no-progress")
@@ -356,7 +356,7 @@ def test_a_bad_scheduler_address_is_one_line(tmp_path: Path, address: str, needl
 @pytest.mark.slow
 def test_a_peer_that_is_no_dask_scheduler_is_one_line_after_the_timeout(tmp_path: Path) -> None:
     """Something listens there, accepts, and says nothing (e.g. a wrong port)."""
-    from wmbench.dask_executor import CONNECT_TIMEOUT
+    from wmbench.executors.dask import CONNECT_TIMEOUT
 
     suite = plain_suite(tmp_path)
     listener = socket.socket()
@@ -391,7 +391,7 @@ def test_a_peer_that_is_no_dask_scheduler_is_one_line_after_the_timeout(tmp_path
     assert elapsed < CONNECT_TIMEOUT + 30
 
 
-def test_scheduler_without_the_dask_executor_is_one_line(tmp_path: Path) -> None:
+def test_scheduler_without_executor_dask_is_one_line(tmp_path: Path) -> None:
     suite = plain_suite(tmp_path)
     code, _, err = invoke("run", suite, "--out", tmp_path / "run", "--scheduler", "tcp://127.0.0.1:8786")
     assert_one_line_error(code, err, "--scheduler", "--executor dask")
@@ -402,7 +402,7 @@ def test_without_dask_installed_the_executor_is_one_line(tmp_path: Path, monkeyp
     """Runs whether or not dask is installed: the import is made to fail."""
     suite = plain_suite(tmp_path)
     monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
-    monkeypatch.delitem(sys.modules, "wmbench.dask_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "wmbench.executors.dask", raising=False)
     code, stdout, err = invoke("run", suite, "--out", tmp_path / "run", "--executor", "dask", "--no-progress")
     assert_one_line_error(code, err, "--executor dask", 'pip install "wmbench[dask]"')
     assert stdout == ""

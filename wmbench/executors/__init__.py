@@ -22,7 +22,7 @@ __all__ = ["EXECUTORS", "Connection", "Followers", "JobDriver", "RunSummary", "e
 
 EXECUTORS: dict[str, str] = {  # --executor name -> "module:class"
     "local": "wmbench.executors.local:LocalExecutor",  # a process pool on this machine
-    "dask": "wmbench.dask_executor:DaskExecutor",  # a Dask cluster; needs pip install "wmbench[dask]"
+    "dask": "wmbench.executors.dask:DaskExecutor",  # a Dask cluster; needs pip install "wmbench[dask]"
 }
 
 
