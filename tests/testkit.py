@@ -131,3 +131,36 @@ def assert_one_line_error(code: int, stderr: str, *needles: str) -> None:
     assert lines[0].startswith("wmbench: error: "), stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+def fresh_venv(base: Path, *packages: Path, env: dict[str, str] | None = None) -> Path:
+    """A new virtual environment under ``base`` with ``packages`` (local folders) pip-installed;
+    returns its ``python``.
+
+    Offline and fast, as the example-plugin tests need it: the new environment sees this
+    one's packages (wmbench in editable mode, numpy, pip, setuptools) through a ``.pth``
+    file that calls ``site.addsitedir`` (so the parent's own ``.pth`` files run too), and
+    pip runs with ``--no-index --no-deps --no-build-isolation``. Each package is built from
+    a copy, since pip leaves ``build/`` and ``*.egg-info`` next to the sources it builds.
+    Nothing is installed into the environment running the tests.
+    """
+    import sysconfig
+
+    env = env if env is not None else cli_env()
+    base.mkdir(parents=True, exist_ok=True)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, timeout=120, check=True, env=env)
+    parent = sysconfig.get_paths()["purelib"]
+    Path(site.stdout.strip(), "_wmbench_parent_env.pth").write_text(
+        f"import site; site.addsitedir({parent!r})\n", encoding="utf-8")
+    for package in packages:
+        source = shutil.copytree(package, base / "src" / Path(package).name,
+                                 ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+        pip = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "--no-deps", "--no-build-isolation",
+                              "--disable-pip-version-check", "--quiet", str(source)],
+                             cwd=base, capture_output=True, text=True, timeout=300, env=env)
+        assert pip.returncode == 0, f"pip install {package.name} failed:\n{pip.stdout}{pip.stderr}"
+    return python
