@@ -60,7 +60,7 @@ def _random_position(rng: np.random.Generator) -> tuple[float, float]:
     return float(top_pos), float(left_pos)
 
 
-@attack("crop_center", modality="image", strengths=CROP_FRACTIONS)
+@attack("crop_center", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
 def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side; the smaller image is returned.
 
@@ -70,7 +70,7 @@ def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) ->
     return _crop(image, float(strength), 0.5, 0.5)
 
 
-@attack("crop_random", modality="image", strengths=CROP_FRACTIONS)
+@attack("crop_random", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
 def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Crop at a random position keeping this fraction of each side; not resized back.
 
@@ -80,7 +80,7 @@ def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) ->
     return _crop(image, float(strength), *_random_position(rng))
 
 
-@attack("crop_center_resize", modality="image", strengths=CROP_FRACTIONS)
+@attack("crop_center_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
 def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side, scaled back to full size.
 
@@ -91,14 +91,14 @@ def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Genera
     return _resize(_crop(image, float(strength), 0.5, 0.5), width, height)
 
 
-@attack("crop_random_resize", modality="image", strengths=CROP_FRACTIONS)
+@attack("crop_random_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
 def crop_random_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Random-position crop keeping this fraction of each side, scaled back to full size."""
     height, width = image.shape[:2]
     return _resize(_crop(image, float(strength), *_random_position(rng)), width, height)
 
 
-@attack("resize", modality="image", strengths=[0.9, 0.75, 0.5, 0.3])
+@attack("resize", modality="image", tags={"family": "resize", "geometric": True}, strengths=[0.9, 0.75, 0.5, 0.3])
 def resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Downscale by this factor per side and keep the smaller size.
 
@@ -110,7 +110,7 @@ def resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     return _resize(image, _scaled(width, factor), _scaled(height, factor))
 
 
-@attack("rotate", modality="image", strengths=[1, 2, 5, 10, 45])
+@attack("rotate", modality="image", tags={"family": "rotate", "geometric": True}, strengths=[1, 2, 5, 10, 45])
 def rotate(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Rotate counter-clockwise by this many degrees on the same canvas, black corners.
 
@@ -134,7 +134,7 @@ def rotate(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     )
 
 
-@attack("flip", modality="image", strengths=["horizontal", "vertical"])
+@attack("flip", modality="image", tags={"family": "flip", "geometric": True}, strengths=["horizontal", "vertical"])
 def flip(image: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
     """Mirror the image left-right ("horizontal") or upside down ("vertical").
 

@@ -32,6 +32,7 @@ class Synonym(Attack):
     """
 
     name = "synonym"
+    tags = {"family": "paraphrase"}
     modality = "text"
     strengths = (0.1, 0.25, 0.5, 0.75, 1.0)
 

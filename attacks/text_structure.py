@@ -45,7 +45,7 @@ def _sentences(tokens: list[Token]) -> list[tuple[int, int]]:
     return spans
 
 
-@attack("sentence_shuffle", modality="text", strengths=(0.25, 0.5, 1.0))
+@attack("sentence_shuffle", modality="text", tags={"family": "reorder"}, strengths=(0.25, 0.5, 1.0))
 def sentence_shuffle(text: str, strength: float, rng: np.random.Generator) -> str:
     """Move this fraction of the sentences to random places (1.0: every sentence moves).
 
@@ -78,7 +78,7 @@ def sentence_shuffle(text: str, strength: float, rng: np.random.Generator) -> st
     return detokenize(out + end)
 
 
-@attack("truncate", modality="text", strengths=(200, 100, 50, 25))
+@attack("truncate", modality="text", tags={"family": "truncate", "prefix": True}, strengths=(200, 100, 50, 25))
 def truncate(text: str, strength: int, rng: np.random.Generator) -> str:
     """Keep only the first N words (and the punctuation right after the last one).
 
@@ -102,14 +102,15 @@ def truncate(text: str, strength: int, rng: np.random.Generator) -> str:
 
 # Filler for `dilute`: original plain prose written for this attack (not a sample text),
 # everyday topics, one paragraph per string. About 2,800 words: enough to dilute a
-# 300-word text to 10 %; longer texts reuse it from the start. It is package data of
-# wmbench's text modality rather than a literal here, so the prose reads and diffs as prose.
+# 300-word text to 10 %; longer texts reuse it from the start. It is package data of the
+# attacks package itself (attacks/data/) rather than a literal here, so the prose reads and
+# diffs as prose, and the attack depends on nothing of wmbench but its public API.
 FILLER_FILE = "data/dilute_filler.txt"
 
 
 def _read_filler() -> tuple[str, ...]:
     """The filler paragraphs, one string each (the file wraps them; blank lines part them)."""
-    text = files("wmbench.modalities.text").joinpath(FILLER_FILE).read_text(encoding="utf-8")
+    text = files(__package__ or "wmbench_attacks").joinpath(FILLER_FILE).read_text(encoding="utf-8")
     return tuple(" ".join(block.split()) for block in text.split("\n\n") if block.strip())
 
 
@@ -141,7 +142,7 @@ def _render(sentences: list[tuple[int, list[Token]]]) -> str:
     return "".join(parts)
 
 
-@attack("dilute", modality="text", strengths=(0.75, 0.5, 0.25, 0.1))
+@attack("dilute", modality="text", tags={"family": "dilution"}, strengths=(0.75, 0.5, 0.25, 0.1))
 def dilute(text: str, strength: float, rng: np.random.Generator) -> str:
     """Copy-paste dilution: embed the text, untouched, in human prose so it is this fraction of the words.
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from wmbench.errors import SampleError
-from wmbench.samples import MAX_IMAGE_PIXELS, discover_images, load_image
+from wmbench.modalities.image.io import MAX_IMAGE_PIXELS, discover_images, load_image
 from testkit import expected_cells, invoke, read_cells, suite_text
 
 # file name -> words its cells' error must contain

@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 from testkit import assert_one_line_error
 
-from wmbench import plugin_check
+from wmbench import plugin_check, registry
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -130,9 +130,9 @@ def test_example_plugin_attacks_pass(cli: Cli, name: str) -> None:
     ("cp_word_list", "output type", "returned list, not str"),
     ("cp_reversed_sweep", "strength order", "quality rises with strength: psnr "),
     ("cp_first_word", "empty input", ("raised IndexError: string index out of range on the empty text at "
-                                      'strength 1: "" must come back as a str')),
+                                      "strength 1: the empty text must come back as a str")),
     ("cp_tiny_crash", "empty input", ("raised IndexError: index 16 is out of bounds on a 1x1 image at "
-                                      "strength 3: only a ValueError with a message may be raised")),
+                                      "strength 3: only ValueError with a message may be raised")),
 ])
 def test_broken_plugin_fails_the_check_it_breaks(cli: Cli, broken_plugins: Path, name: str, check: str,
                                                  reason: str) -> None:
@@ -177,17 +177,24 @@ def test_order_tolerance_is_five_percent_of_the_weaker_mean() -> None:
     def table(*values: float) -> list[tuple[int, dict[str, float | None]]]:
         return [(i, {"psnr": v}) for i, v in enumerate(values)]
 
+    judged = plugin_check.judged_metrics(registry.get_modality("image"))
+    assert judged == {"psnr": True, "ssim": True}  # both fall as an image is damaged
     assert plugin_check.ORDER_TOLERANCE == 0.05
-    assert plugin_check.order_violations(table(30.0, 31.4, 20.0)) == {}  # +4.7 %: noise
-    assert plugin_check.order_violations(table(30.0, 31.6, 20.0)) == {"psnr": (0, 30.0, 1, 31.6)}  # +5.3 %
-    assert plugin_check.order_violations(table(30.0, 29.0, 32.0)) == {"psnr": (0, 30.0, 2, 32.0)}  # not only neighbours
-    assert plugin_check.order_violations(table(math.inf, math.inf, 40.0)) == {}  # unchanged twice: a tie
-    assert plugin_check.order_violations(table(40.0, math.inf)) == {"psnr": (0, 40.0, 1, math.inf)}
+    assert plugin_check.order_violations(table(30.0, 31.4, 20.0), judged) == {}  # +4.7 %: noise
+    assert plugin_check.order_violations(table(30.0, 31.6, 20.0), judged) == {"psnr": (0, 30.0, 1, 31.6)}  # +5.3 %
+    # not only neighbours
+    assert plugin_check.order_violations(table(30.0, 29.0, 32.0), judged) == {"psnr": (0, 30.0, 2, 32.0)}
+    assert plugin_check.order_violations(table(math.inf, math.inf, 40.0), judged) == {}  # unchanged twice: a tie
+    assert plugin_check.order_violations(table(40.0, math.inf), judged) == {"psnr": (0, 40.0, 1, math.inf)}
 
 
 def test_perplexity_is_shown_but_does_not_vote() -> None:
+    judged = plugin_check.judged_metrics(registry.get_modality("text"))
+    assert judged == {"similarity": True}  # perplexity does not judge damage (typo-ridden text is not "worse")
     rising = [(0.1, {"similarity": 0.95, "perplexity": 150.0}), (0.5, {"similarity": 0.80, "perplexity": 90.0})]
-    assert plugin_check.check_strength_order(rising).status == plugin_check.PASS
+    assert plugin_check.check_strength_order(rising, judged).status == plugin_check.PASS
     only_perplexity = [(s, {"perplexity": row["perplexity"]}) for s, row in rising]
-    check = plugin_check.check_strength_order(only_perplexity)
-    assert check.status == plugin_check.SKIP and "similarity model" in check.reason
+    check = plugin_check.check_strength_order(only_perplexity, judged)
+    assert check.status == plugin_check.SKIP
+    assert check.reason == ("only perplexity measured, which does not judge damage "
+                            "(is the model behind the other metrics installed?)")

@@ -49,12 +49,33 @@ def test_list_attacks(cli: Cli) -> None:
     assert "[90, 70, 50, 30]" in lines["jpeg"]  # strengths are shown, weak -> strong
 
 
+def test_list_modalities(cli: Cli) -> None:
+    code, out, err = cli("list", "modalities")
+    assert code == 0, err
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert {"image", "text"} <= set(lines)
+    assert "samples: images; metrics: psnr, ssim" in lines["image"]
+    assert "samples: texts, prompts; metrics: perplexity, similarity" in lines["text"]
+
+
 def test_list_samples(cli: Cli) -> None:
+    from wmbench.samples import parse_source
+
     code, out, err = cli("list", "samples")
     assert code == 0, err
     assert "astronaut" in out and "camera" in out
-    paths = [Path(line.split()[-1]) for line in out.splitlines()]
-    assert len(paths) >= 8 and all(p.is_file() for p in paths)
+    by_kind: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        by_kind.setdefault(line.split()[0], []).append(line.split()[-1])
+    # the built-ins of every modality: photos, human texts, prompts
+    assert set(by_kind) == {"builtin:images", "builtin:texts", "builtin:prompts"}
+    assert len(by_kind["builtin:images"]) >= 8
+    for source in (s for sources in by_kind.values() for s in sources):
+        path, line = parse_source(source)  # a prompt is one line of a file: "prompts.txt#L3"
+        assert Path(path).is_file(), source
+        if line is not None:
+            assert 1 <= line <= len(Path(path).read_text(encoding="utf-8").splitlines()), source
+    assert all(parse_source(s)[1] is not None for s in by_kind["builtin:prompts"])
 
 
 # --- embed / detect ----------------------------------------------------------------------
@@ -66,6 +87,7 @@ def test_embed_then_detect(cli: Cli, tmp_path: Path, astronaut_path: Path) -> No
     assert code == 0, err
     info = json.loads(out)
     assert info["output"] == str(marked) and info["method"] == "dwtDctSvd" and info["psnr"] > 30
+    assert 0.9 < info["ssim"] <= 1  # every metric that judges an image's damage
     assert marked.is_file()
 
     def detect(path: Path, key: str, *extra: str) -> dict[str, Any]:
@@ -310,7 +332,7 @@ def test_workers_do_not_change_results(finished_runs: dict[str, Any]) -> None:
     for key, cell in one.items():
         other = two[key]
         for column in ("sample", "method", "attack", "strength", "marked", "score", "p_value", "detected",
-                       "bits_matched", "psnr", "ssim", "error"):
+                       "bits_matched", "psnr", "ssim", "error", "role"):
             assert cell[column] == other[column], (key, column, cell[column], other[column])
 
 

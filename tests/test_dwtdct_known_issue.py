@@ -16,7 +16,7 @@ import pytest
 
 from wmbench import registry
 from wmbench.modalities.image.methods import payload_bits
-from wmbench.samples import discover_images, load_image
+from wmbench.modalities.image.io import discover_images, load_image
 
 ZERO_HEAVY_KEY = "key-3800"  # payload with 26 of 32 bits equal to the typical unmarked decode
 DEFAULT_KEY = "wmbench-default"

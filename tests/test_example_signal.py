@@ -34,7 +34,17 @@ from scipy import stats
 from testkit import cli_env, fresh_venv
 
 from wmbench import registry
-from wmbench.api import AttackSpec, DetectorRefused, EdgeCase, MetricSpec, Modality, SampleKind, Watermarker
+from wmbench.api import (
+    AttackSpec,
+    DetectorRefused,
+    EdgeCase,
+    MetricSpec,
+    Modality,
+    SampleError,
+    SampleKind,
+    SuiteError,
+    Watermarker,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "wmbench-example-signal"
 PACKAGE = EXAMPLE / "wmbench_example_signal"
@@ -153,7 +163,7 @@ def test_folders_and_files_become_samples(tmp_path: Path) -> None:
     assert [s.id for s in kind.discover(("traces", "other"), tmp_path)] == ["a.npy", "b.csv", "a.npy#2"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="no signals"):
+    with pytest.raises(SuiteError, match="no signals"):
         kind.discover(("empty",), tmp_path)
 
 
@@ -182,7 +192,7 @@ BAD_INPUTS = {
 def test_bad_input_is_refused_with_one_line(name: str, tmp_path: Path) -> None:
     make, needle = BAD_INPUTS[name]
     path = make(tmp_path / name)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(SampleError) as info:
         SIGNAL.load(str(path))
     message = str(info.value)
     assert message.startswith(f"{name}: ") and needle in message and "\n" not in message, message
@@ -586,13 +596,10 @@ def test_embed_and_detect_a_csv_file(installed: Installed, tmp_path: Path) -> No
     assert json.loads(detect.stdout)["detected"] is True
 
 
-# Core gaps a third-party modality cannot work around without a private import: kept as
-# expected failures so they show in the test summary until the core fixes them.
+# A plugin modality's errors reach the user as the built-ins' do: one line, exit code 2
+# (SampleError and SuiteError come from wmbench.api).
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="wmbench.api does not export SampleError, and cli._load_item turns only SampleError into "
-                          "a one-line error: a plugin's ValueError from Modality.load prints a traceback",
-                   strict=False)
 def test_a_bad_signal_file_is_a_one_line_cli_error(installed: Installed, tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("1.0\nabc\n", encoding="utf-8")
     out = installed.wmbench("detect", "--method", "spreadTrace", "--key", "k1", "bad.csv", cwd=tmp_path)
@@ -601,9 +608,6 @@ def test_a_bad_signal_file_is_a_one_line_cli_error(installed: Installed, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="wmbench.api does not export SuiteError, and the runner does not turn a plugin's "
-                          "SampleKind.discover ValueError into one: an empty signals folder prints a traceback",
-                   strict=False)
 def test_an_empty_signals_folder_is_a_one_line_suite_error(installed: Installed, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "suite.toml").write_text(SUITE.replace('"builtin:signals"', '"empty"'), encoding="utf-8")

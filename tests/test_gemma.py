@@ -149,8 +149,8 @@ def test_perplexity_of_a_prefix_comes_from_the_scored_text(gemma: GemmaBackend) 
 @needs_gemma
 def test_the_built_in_suite_resolves_by_name() -> None:
     suite = load_suite("real-lm")
-    assert suite.path == "builtin:real-lm" and suite.text_settings.lm == GEMMA
-    assert suite.text_settings.perplexity == "unattacked"
+    assert suite.path == "builtin:real-lm" and suite.settings["text"]["lm"] == GEMMA
+    assert suite.settings["text"]["perplexity"] == "unattacked"
     assert {m.name for m in suite.methods} == {"kgw", "unigram"}
 
 

@@ -12,24 +12,35 @@ import pytest
 
 from wmbench.report import failures, summarize, summarize_methods, write_report
 from wmbench.report.aggregate import NO_P_VALUE, finite_mean
-from wmbench.report.html import negative_pools, render_report, robustness_chart
+from wmbench.report.charts import quality_chart, robustness_chart
+from wmbench.report.html import render_report
+from wmbench.report.run import records_only
 from wmbench.store import Record, Store
 
 ALPHA = 0.01
 EVIL = "<script>alert(1)</script>.png"
 CHROMIUM = Path("/usr/bin/chromium")
 _keys = itertools.count()
+METRICS = ("psnr", "ssim", "perplexity", "similarity")  # keyword shorthands for Record.metrics
 
 
 def rec(**kw: Any) -> Record:
-    """A detected, marked clean cell unless told otherwise; every call gets a fresh key."""
+    """A detected, marked clean cell unless told otherwise; every call gets a fresh key.
+
+    ``psnr=``, ``ssim=``, ``perplexity=`` and ``similarity=`` go into ``Record.metrics``.
+    """
     values: dict[str, Any] = dict(
         cell_key=f"k{next(_keys)}", sample="a.png", modality="image", method="dwtDct", wm_key="key",
         attack="none", strength=None, strength_index=0, marked=True,
         score=30.0, p_value=1e-6, detected=True, bits_matched=30, bits_total=32, psnr=42.0, ssim=0.99,
         seconds=0.01)
     values.update(kw)
-    return Record(**values)
+    metrics = {name: values.pop(name) for name in METRICS if name in values}
+    return Record(**values, metrics=metrics)
+
+
+def render(records: list[Record], meta: dict[str, Any]) -> str:
+    return render_report(records_only(records, meta))
 
 
 def miss(**kw: Any) -> Record:
@@ -58,7 +69,7 @@ def tneg(**kw: Any) -> Record:
 
 
 # Prompt and human ids chosen so that no id heuristic could sort them: a prompt file
-# without ":" and a human text with one. Only "has a marked cell under this method" tells.
+# without ":" and a human text with one. Only each record's role (set by the planner) tells.
 PROMPTS = ("prompts:1", "prompts:2", "story.txt")
 HUMANS = ("01_lentil_soup.txt", "notes:2")
 EVIL_TXT = "<script>alert(3)</script>.txt"
@@ -79,13 +90,13 @@ def kgw_records(method: str = "kgw", similarity: bool = True) -> list[Record]:
             out += [(trec if hit else tneg)(perplexity=80.0 + 10 * i, similarity=sim(0.9 - 0.2 * i), tokens=180,
                                             marked=True, **common),
                     tneg(perplexity=70.0, similarity=sim(0.95 - 0.2 * i), **common)]
-    out += [tneg(method=method, sample=HUMANS[0], perplexity=100.0, similarity=sim(1.0)),
+    out += [tneg(method=method, sample=HUMANS[0], perplexity=100.0, similarity=sim(1.0), role="unpaired"),
             tneg(method=method, sample=HUMANS[1], perplexity=120.0, similarity=sim(1.0), p_value=1e-4,
-                 detected=True)]
+                 detected=True, role="unpaired")]
     for h in HUMANS:
         for i, strength in enumerate((0.1, 0.3)):
             out.append(tneg(method=method, sample=h, attack="word_swap", strength=strength, strength_index=i,
-                            perplexity=130.0, similarity=sim(0.9)))
+                            perplexity=130.0, similarity=sim(0.9), role="unpaired"))
     return out
 
 
@@ -148,9 +159,9 @@ def test_quality_means_skip_missing_and_infinite_values() -> None:
     records = [rec(psnr=40.0, ssim=0.9), rec(psnr=math.inf, ssim=1.0), rec(psnr=None, ssim=None),
                failed(psnr=10.0), rec(marked=False, psnr=math.inf), rec(marked=False, psnr=None)]
     [row] = summarize(records, ALPHA)
-    assert row.mean_psnr == 40.0           # inf, None and the failed cell's value are left out
-    assert row.mean_ssim == pytest.approx(0.95)
-    assert row.mean_psnr_unmarked is None  # nothing finite: "no value", not 0
+    assert row.metric("psnr").marked == 40.0      # inf, None and the failed cell's value are left out
+    assert row.metric("ssim").marked == pytest.approx(0.95)
+    assert row.metric("psnr").twin is None        # nothing finite: "no value", not 0
     assert finite_mean([]) is None
 
 
@@ -158,7 +169,7 @@ def test_unmarked_psnr_is_the_attack_damage_alone() -> None:
     jpeg = dict(attack="jpeg", strength=30, strength_index=0)
     records = [rec(psnr=33.0, **jpeg), rec(marked=False, psnr=35.0, **jpeg), rec(marked=False, psnr=37.0, **jpeg)]
     [row] = summarize(records, ALPHA)
-    assert (row.mean_psnr, row.mean_psnr_unmarked) == (33.0, 36.0)
+    assert (row.metric("psnr").marked, row.metric("psnr").twin) == (33.0, 36.0)
 
 
 def test_bits_matched_mean_over_marked_items() -> None:
@@ -177,7 +188,7 @@ def test_method_summary_reports_embedding_cost_and_clean_rates() -> None:
     ]
     [s] = summarize_methods(records, ALPHA)
     assert (s.method, s.samples, s.keys, s.cells, s.errors) == ("dwtDct", 2, 1, 6, 1)
-    assert (s.embed_psnr, s.embed_ssim) == (42.0, pytest.approx(0.97))
+    assert (s.clean_metric("psnr").marked, s.clean_metric("ssim").marked) == (42.0, pytest.approx(0.97))
     assert s.embed_seconds == pytest.approx(0.3)
     assert (s.clean_tpr.k, s.clean_tpr.n, s.clean_fpr.k, s.clean_fpr.n) == (2, 2, 1, 2)
 
@@ -209,19 +220,58 @@ def test_generation_mark_fpr_split_by_negative_pool() -> None:
 
 
 def test_failed_marked_cell_still_makes_its_sample_paired() -> None:
-    records = [failed(modality="text", method="kgw", sample="p"), tneg(sample="p"), tneg(sample="h")]
+    # The planner gives the twin of a sample it marks role "twin" whatever the marked cell's outcome.
+    records = [failed(modality="text", method="kgw", sample="p"), tneg(sample="p"), tneg(sample="h", role="unpaired")]
     [row] = summarize(records, ALPHA)
+    assert (row.tpr.n, row.errors, row.fpr_paired.n, row.fpr_unpaired.n) == (0, 1, 1, 1)
+
+
+def test_a_store_of_the_first_schema_reads_back_with_metrics_and_roles(tmp_path: Path) -> None:
+    """Runs stored before metrics and roles were kept: the metric columns move into
+    ``metrics`` (infinity kept) and each negative's pool comes from the plan's rule: a
+    sample with a marked cell under the method, failed or not, is paired."""
+    import sqlite3
+
+    columns = ("cell_key, sample, modality, method, wm_key, attack, strength, strength_index, marked, score, "
+               "p_value, detected, bits_matched, bits_total, psnr, ssim, perplexity, similarity, tokens, seconds, "
+               "error, skipped, extra")
+    rows = [("i1", "img", "image", "dwtDct", "k", "none", "null", 0, 1, 1.0, 1e-6, 1, 30, 32, 42.0, 0.99,
+             None, None, None, 0.1, None, None, None),
+            ("i2", "img", "image", "dwtDct", "k", "none", "null", 0, 0, 1.0, 0.5, 0, 16, 32, math.inf, 1.0,
+             None, None, None, 0.1, None, None, None),
+            ("t1", "p", "text", "kgw", "k", "none", "null", 0, 1, None, None, None, None, None, None, None,
+             None, None, None, 0.1, "boom", None, None),
+            ("t2", "p", "text", "kgw", "k", "none", "null", 0, 0, 0.1, 0.4, 0, None, None, None, None,
+             40.0, 1.0, 200, 0.1, None, None, None),
+            ("t3", "h", "text", "kgw", "k", "none", "null", 0, 0, 0.1, 0.4, 0, None, None, None, None,
+             100.0, 1.0, 200, 0.1, None, None, None)]
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.execute(f"CREATE TABLE cells ({columns}, finished_at REAL)")
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
+    db.executemany(f"INSERT INTO cells VALUES ({', '.join('?' * 24)})", [(*r, 0.0) for r in rows])
+    db.commit()
+    db.close()
+    with Store(tmp_path, create=False) as store:
+        records = {r.cell_key: r for r in store.records()}
+    assert [records[k].role for k in ("i1", "i2", "t1", "t2", "t3")] == [
+        "positive", "twin", "positive", "twin", "unpaired"]
+    assert (records["i1"].metric("psnr"), records["i1"].metric("ssim")) == (42.0, 0.99)
+    assert records["i2"].metric("psnr") == math.inf
+    assert (records["t2"].metric("perplexity"), records["t2"].metric("similarity")) == (40.0, 1.0)
+    [row] = summarize(records.values(), ALPHA)[1:]
     assert (row.tpr.n, row.errors, row.fpr_paired.n, row.fpr_unpaired.n) == (0, 1, 1, 1)
 
 
 def test_text_quality_means_per_pool() -> None:
     clean, _, strong = summarize(kgw_records(), ALPHA)
-    assert (clean.mean_perplexity, clean.mean_perplexity_unmarked, clean.mean_perplexity_unpaired) == (60, 40, 110)
-    assert (clean.mean_similarity, clean.mean_tokens) == (1.0, 200)
-    assert (strong.mean_perplexity, strong.mean_perplexity_unmarked, strong.mean_perplexity_unpaired) == (90, 70, 130)
-    assert strong.mean_similarity == pytest.approx(0.7)
-    assert strong.mean_similarity_unmarked == pytest.approx(0.75)  # paired twins only: the attack's damage
-    assert (clean.mean_psnr, clean.mean_ssim, clean.mean_bits) == (None, None, None)
+    perplexity = clean.metric("perplexity")
+    assert (perplexity.marked, perplexity.twin, perplexity.unpaired) == (60, 40, 110)
+    assert (clean.metric("similarity").marked, clean.mean_tokens) == (1.0, 200)
+    perplexity = strong.metric("perplexity")
+    assert (perplexity.marked, perplexity.twin, perplexity.unpaired) == (90, 70, 130)
+    assert strong.metric("similarity").marked == pytest.approx(0.7)
+    assert strong.metric("similarity").twin == pytest.approx(0.75)  # paired twins only: the attack's damage
+    assert (clean.metric("psnr").marked, clean.metric("ssim").marked, clean.mean_bits) == (None, None, None)
     assert clean.mean_substitutable is None  # only the lexical detector reports it
     [lex] = summarize(lexical_records(), ALPHA)
     assert (lex.mean_substitutable, lex.mean_words, lex.mean_tokens) == (19.0, 90.0, 19.0)
@@ -230,27 +280,29 @@ def test_text_quality_means_per_pool() -> None:
 
 def test_text_method_summary_reports_marking_cost() -> None:
     [kgw] = summarize_methods(kgw_records(), ALPHA)
-    assert (kgw.embed_perplexity, kgw.clean_perplexity_unmarked, kgw.clean_perplexity_unpaired) == (60, 40, 110)
-    assert kgw.perplexity_ratio == pytest.approx(1.5)
-    assert (kgw.clean_tokens, kgw.embed_psnr, kgw.embed_seconds) == (200, None, pytest.approx(0.05))
+    perplexity = kgw.clean_metric("perplexity")
+    assert (perplexity.marked, perplexity.twin, perplexity.unpaired) == (60, 40, 110)
+    assert kgw.ratio("perplexity") == pytest.approx(1.5)
+    assert (kgw.clean_tokens, kgw.clean_metric("psnr").marked, kgw.embed_seconds) == (200, None, pytest.approx(0.05))
     assert kgw.settings == (("gamma", "0.25"),)
     [lex] = summarize_methods(lexical_records(), ALPHA)
-    assert (lex.has_unpaired, lex.embed_similarity, lex.embed_perplexity) == (False, pytest.approx(0.96), 66)
-    assert lex.perplexity_ratio == pytest.approx(1.1)
+    assert (lex.has_unpaired, lex.clean_metric("similarity").marked, lex.clean_metric("perplexity").marked) == (
+        False, pytest.approx(0.96), 66)
+    assert lex.ratio("perplexity") == pytest.approx(1.1)
     assert lex.settings == (("gamma", "0.5"), ("thesaurus", "WordNet 3.0"))
 
 
 def test_image_negatives_are_all_paired() -> None:
     [row] = summarize([rec(), miss(marked=False), rec(marked=False)], ALPHA)
     assert row.fpr_paired == row.fpr and row.fpr_unpaired.n == 0
-    assert (row.mean_perplexity, row.mean_similarity, row.mean_tokens) == (None, None, None)
+    assert (row.metric("perplexity").marked, row.metric("similarity").marked, row.mean_tokens) == (None, None, None)
     [s] = summarize_methods([rec(), miss(marked=False)], ALPHA)
-    assert (s.has_unpaired, s.unpaired_samples, s.perplexity_ratio) == (False, 0, None)
+    assert (s.has_unpaired, s.unpaired_samples, s.ratio("perplexity")) == (False, 0, None)
 
 
 def test_chart_of_a_generation_mark_draws_fpr_per_pool() -> None:
     rows = [r for r in summarize(kgw_records(), ALPHA) if not r.is_clean]
-    pools = negative_pools("text")
+    pools = records_only([]).modality("text").pools  # the text modality's words for its two pools
     chart = robustness_chart("word_swap", rows, ALPHA, pools)
     assert [(s.name, s.css) for s in chart.series] == [
         ("TPR", "tpr"), ("FPR unmarked generations", "fpr"), ("FPR human texts", "fpr-alt")]
@@ -290,6 +342,28 @@ def sample_meta() -> dict[str, Any]:
         "machine": {"platform": "Linux-x86_64", "cpus": 8}, "workers": 4,
         "started_at": 1_700_000_000.0, "finished_at": 1_700_000_083.0, "seconds": 83.0,
         "samples": ["astronaut.png", "coffee.png", EVIL], "command": "wmbench run suites/demo.toml",
+        "manifest": sample_manifest(),
+    }
+
+
+def sample_manifest() -> dict[str, Any]:
+    """The plan the runner stores with a run (meta["manifest"]): the report learns from it which
+    methods generate their items and how each attack is tagged. It lists no modalities, so the
+    report falls back to the installed modalities' declarations."""
+    methods = (("kgw", "text", True), ("unigram", "text", True), ("lexical", "text", False),
+               ("dwtDct", "image", False), ("rivaGan", "image", False))
+    attacks = (("word_swap", "text", [0.1, 0.3], {"family": "word edit"}),
+               ("jpeg", "image", [90, 70, 50], {"family": "compression"}),
+               ("gaussian_noise", "image", [0.01, 0.03, 0.06], {"family": "noise"}))
+    return {
+        "version": 1,
+        "suite": {"name": "demo <suite>", "path": "suites/demo.toml", "seed": 7, "alpha": ALPHA},
+        "methods": [{"label": label, "name": label, "key": "key", "params": [], "modality": modality,
+                     "generates": generates, "attacks": None} for label, modality, generates in methods],
+        "attacks": [{"label": label, "modality": modality, "strengths": strengths, "tags": tags,
+                     "steps": [{"attack": label, "strength": None, "params": []}], "parameters": {}}
+                    for label, modality, strengths, tags in attacks],
+        "samples": [], "cache": {},
     }
 
 
@@ -357,11 +431,13 @@ def test_report_groups_overview_by_modality(report: Path) -> None:
     image_part, text_part = overview[images:text], overview[text:]
     assert "Embed PSNR" in image_part and "Perplexity" not in image_part
     assert "Embed PSNR" not in text_part
-    for column in ("Perplexity marked", "Perplexity unmarked", "Ratio", "Similarity to original",
+    for column in ("Perplexity marked", "Perplexity unmarked", "Ratio", "Embed Similarity",
                    "Tokens scored", "Clean FPR unmarked", "Clean FPR human texts"):
         assert column in text_part, column
     assert ">3 + 2<" in text_part  # kgw: 3 prompts + 2 human texts
     assert "1.50" in text_part and "0.960" in text_part  # kgw's perplexity ratio, lexical's similarity
+    # kgw generates its texts (the manifest says so): no original to compare its similarity with
+    assert "A generation mark has no original: its Similarity" in text_part
     # Method sections follow the same order: every image method before every text method.
     order = re.findall(r'<section id="method-\d+">\s*<h2>(\w+)<span', html)
     assert order == ["dwtDct", "rivaGan", "kgw", "unigram", "lexical"]
@@ -377,7 +453,7 @@ def test_method_tables_show_the_columns_of_their_modality(report: Path) -> None:
 
     kgw = method_section(html, "kgw")
     assert headers(kgw)[2:5] == ["TPR [95 % CI]", "FPR unmarked gen. [95 % CI]", "FPR human texts [95 % CI]"]
-    assert {"Perplexity", "Perplexity unmarked gen.", "Perplexity human", "Similarity", "Similarity unmarked",
+    assert {"Perplexity", "Perplexity unmarked gen.", "Perplexity human", "Similarity", "Similarity unmarked gen.",
             "Tokens scored"} <= set(headers(kgw))
     assert not any(h.startswith(("PSNR", "SSIM", "Bits", "Substitutable")) for h in headers(kgw))
     assert "3 + 2" in kgw and "generation mark" in kgw
@@ -390,21 +466,24 @@ def test_method_tables_show_the_columns_of_their_modality(report: Path) -> None:
     lexical = method_section(html, "lexical")
     assert "FPR [95 % CI]" in headers(lexical) and "FPR human texts [95 % CI]" not in headers(lexical)
     assert "Substitutable" in headers(lexical) and "90.0 words" in lexical
-    assert "similarity to original <b>0.960</b>" in lexical and "WordNet 3.0" in lexical
+    assert "embedding Similarity <b>0.960</b>" in lexical and "WordNet 3.0" in lexical
     assert "<script>alert(3)" not in html
 
 
 def test_how_to_read_follows_the_modalities() -> None:
-    images_only = render_report([rec(), miss(marked=False)], {"alpha": ALPHA})
-    text_only = render_report(lexical_records(), {"alpha": ALPHA})
-    assert "PSNR</b> (dB)" in images_only and "perplexity</b>" not in images_only
-    assert "perplexity</b>" in text_only and "human texts</b>" in text_only and "PSNR</b> (dB)" not in text_only
+    images_only = render([rec(), miss(marked=False)], {"alpha": ALPHA})
+    text_only = render(lexical_records(), {"alpha": ALPHA})
+    generation = render(kgw_records(), {"alpha": ALPHA})
+    assert "PSNR</b> (dB)" in images_only and "Perplexity</b>" not in images_only
+    assert "Perplexity</b>" in text_only and "Similarity</b>" in text_only and "PSNR</b> (dB)" not in text_only
     assert 'id="overview-text"' in text_only and 'id="overview-image"' not in text_only
+    # the two pools of negatives are explained where a generation mark has them
+    assert "human texts</b>" in generation and "human texts</b>" not in text_only
 
 
 def test_refused_column_appears_when_a_cell_was_refused() -> None:
-    html = render_report([rec(), miss(p_value=1.0, extra={"refused": "too small"}), miss(marked=False)],
-                         {"alpha": ALPHA})
+    html = render([rec(), miss(p_value=1.0, extra={"refused": "too small"}), miss(marked=False)],
+                  {"alpha": ALPHA})
     assert "Refused" in headers(method_section(html, "dwtDct"))
 
 
@@ -434,7 +513,7 @@ def test_chart_breaks_the_line_where_every_cell_failed() -> None:
 
 def test_render_handles_a_method_whose_cells_all_failed() -> None:
     records = [failed(), failed(marked=False), failed(attack="jpeg", strength=50)]
-    html = render_report(records, {"alpha": ALPHA})
+    html = render(records, {"alpha": ALPHA})
     assert "n/a" in html and "3 cells" in html
 
 
@@ -512,17 +591,20 @@ def test_tokens_needed_is_the_shortest_detected_prefix_median_over_texts() -> No
         _prefix("p3", None, 385, 1e-12, attack="none"), _prefix("p3", 100, 90, 0.3), _prefix("p3", 25, 22, 0.5),
         _prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6),  # never detected
     ]
-    needed = summarize_methods(records, ALPHA)[0].tokens_needed
+    prefix = {"truncate"}  # the attacks the manifest tags as prefix sweeps
+    needed = summarize_methods(records, ALPHA, prefix_attacks=prefix)[0].tokens_needed
     assert (needed.median, needed.reached, needed.samples) == (95, 3, 4)  # per text: 95, 26, 385
     assert needed.text == "95 (3/4)"
-    assert summarize_methods([r for r in records if r.attack == "none"], ALPHA)[0].tokens_needed is None
-    nothing = summarize_methods([_prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6)], ALPHA)
+    assert summarize_methods([r for r in records if r.attack == "none"], ALPHA,
+                             prefix_attacks=prefix)[0].tokens_needed is None
+    assert summarize_methods(records, ALPHA)[0].tokens_needed is None  # an attack's name alone is no prefix tag
+    nothing = summarize_methods([_prefix("p4", None, 40, 0.5, attack="none"), _prefix("p4", 25, 20, 0.6)], ALPHA,
+                                prefix_attacks=prefix)
     assert nothing[0].tokens_needed.text == "not reached (0/1)"
 
 
 def test_quality_chart_draws_one_curve_per_attack_against_similarity() -> None:
-    from wmbench.report.html import quality_chart
-
+    text = records_only([]).modality("text")
     records = []
     for strength_index, (sim, detected) in enumerate([(0.9, True), (0.6, True), (0.3, False)]):
         for sample in ("p1", "p2"):
@@ -531,11 +613,11 @@ def test_quality_chart_draws_one_curve_per_attack_against_similarity() -> None:
                                psnr=None, ssim=None, bits_matched=None, bits_total=None))
     records.append(rec(sample="p1", modality="text", method="kgw", attack="typo", strength=0.1, similarity=0.95,
                        psnr=None, ssim=None, bits_matched=None, bits_total=None))
-    chart = quality_chart("text", summarize(records, ALPHA), ALPHA)
+    chart = quality_chart(text, summarize(records, ALPHA), ALPHA)
     assert [c.attack for c in chart.curves] == ["synonym", "typo"]
     synonym = chart.curves[0].markers
     assert [m.x for m in synonym] == sorted((m.x for m in synonym), reverse=True)  # weaker = more similar = right
     assert [m.y for m in synonym][-1] == chart.bottom  # TPR 0 at the strongest
     assert chart.x_ticks[0].label == "0.3" and chart.x_ticks[-1].label == "1"
     no_quality = [rec(modality="text", method="kgw", attack="typo", psnr=None, similarity=None)]
-    assert quality_chart("text", summarize(no_quality, ALPHA), ALPHA) is None
+    assert quality_chart(text, summarize(no_quality, ALPHA), ALPHA) is None

@@ -30,7 +30,8 @@ from wmbench import registry
 from wmbench.api import Sample
 from wmbench.cells import attack_seed, cache_paths
 from wmbench.report import write_report
-from wmbench.report.gallery import IMAGE_BUDGET, MAIN_ATTACKS, THUMB_WIDTH, _fit, data_uri, thumbnail
+from wmbench.modalities.image.view import IMAGE_BUDGET, THUMB_WIDTH, _fit, data_uri, thumbnail
+from wmbench.report.run import StoredRun
 from wmbench.store import Store
 from wmbench.suite import load_suite
 from wmbench.modalities.text.corpus import human_texts, prompts
@@ -173,10 +174,10 @@ def test_gallery_badges_are_the_stored_p_values(run: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_gallery_attacked_image_is_the_item_the_cell_detected(run: dict[str, Any]) -> None:
-    from wmbench.report.examples import run_examples
-    from wmbench.report.gallery import build_gallery
+    from wmbench.modalities.image.view import build_gallery
+    from wmbench.report.examples import RunExamples
 
-    gallery = build_gallery(run_examples(run["records"], run["meta"], run["dir"]), "dwtDctSvd")
+    gallery = build_gallery(RunExamples(StoredRun.load(run["dir"])).example("image", "dwtDctSvd"))
     method_config = run["suite"].methods[0]
     sample = Sample("astronaut.png", "image", "")
     marked = np.asarray(Image.open(cache_paths(run["dir"], sample, method_config)[0]).convert("RGB"))
@@ -184,7 +185,7 @@ def test_gallery_attacked_image_is_the_item_the_cell_detected(run: dict[str, Any
     attacks = {a.label: a for a in run["suite"].attacks}
     for thumb in (t for t in gallery.thumbs if t.kind == "attacked"):
         attack = attacks[thumb.attack]
-        rng = np.random.default_rng(attack_seed(SEED, sample, attack.label, thumb.strength_index))
+        rng = np.random.default_rng(attack_seed(SEED, sample.id, attack.label, thumb.strength_index))
         attacked = registry.get_attack(attack.label)(marked, attack.strengths[thumb.strength_index], rng)
         # the same pixels as the cell: detecting them again gives its stored p-value
         assert method.detect(attacked, "k1").p_value == thumb.p_value
@@ -194,10 +195,11 @@ def test_gallery_attacked_image_is_the_item_the_cell_detected(run: dict[str, Any
 def test_fit_keeps_within_budget_dropping_minor_families_first() -> None:
     rng = np.random.default_rng(0)
     noise = [thumbnail(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)) for _ in range(14)]
-    labels = ["original", "marked", *MAIN_ATTACKS, *[f"family{i}" for i in range(9)]]
+    main = ["jpeg", "crop_center_resize", "gaussian_blur"]  # one attack of each main family (by its tags)
+    labels = ["original", "marked", *main, *[f"family{i}" for i in range(9)]]
     items = [({"kind": "attacked" if i > 1 else label, "caption": label, "attack": label}, img)
              for i, (label, img) in enumerate(zip(labels, noise))]
-    thumbs, quality, dropped = _fit(items, 100_000)
+    thumbs, quality, dropped = _fit(items, 100_000, set(main))
     assert sum(len(t.uri) for t in thumbs) <= 100_000
     assert quality == 50 and dropped and all(d.startswith("family") for d in dropped)
     assert [t.caption for t in thumbs][:5] == labels[:5]  # original, marked and the main families stay
@@ -231,7 +233,7 @@ def test_text_viewer_shows_the_attack_applied_again(run: dict[str, Any]) -> None
     for panel in panels(section(run["html"], "kgw"))[1:]:
         attack, index = attacks[panel["attack"]], int(panel["strength-index"])
         assert index == len(attack.strengths) - 1  # the strongest
-        rng = np.random.default_rng(attack_seed(SEED, sample, attack.label, index))
+        rng = np.random.default_rng(attack_seed(SEED, sample.id, attack.label, index))
         expected = registry.get_attack(attack.label)(marked, attack.strengths[index], rng)
         assert panel["text"] == expected != marked
         detection = method.detect(expected, "k1")
@@ -241,15 +243,12 @@ def test_text_viewer_shows_the_attack_applied_again(run: dict[str, Any]) -> None
 
 
 def test_text_viewer_escapes_the_text() -> None:
-    from types import SimpleNamespace
-
-    from wmbench.report.html import _environment
-    from wmbench.report.textview import Panel, Piece, TextView
+    from wmbench.modalities.text.view import Panel, Piece, TextView
 
     evil = "<script>alert(4)</script>"
     view = TextView("<b>s</b>.txt", (Panel(evil, "none", None, None, (
         Piece(evil, "g", f"“{evil}”: green"), Piece(" & <i>", "", "")), 1, 1, 0.5, False, 1),), (evil,), 0.25, True)
-    out = _environment().get_template("textview.html").render(m=SimpleNamespace(textview=view), alpha=0.01)
+    out = str(view.html())
     assert "<script>" not in out and "<b>s</b>" not in out and "<i>" not in out
     assert "&lt;script&gt;alert(4)&lt;/script&gt;" in out and "&amp; &lt;i&gt;" in out
 
@@ -277,8 +276,13 @@ def test_report_away_from_the_samples_and_suite_shows_what_the_cache_holds(run: 
     copy = shutil.copytree(run["dir"], tmp_path / "moved")
     (copy / "report.html").unlink()
     with Store(copy, create=False) as store:  # as if opened on another machine: no photo, no suite file
-        store.set_meta({"suite_path": str(tmp_path / "gone" / "tiny.toml"),
-                        "sample_sources": {"astronaut.png": str(tmp_path / "gone" / "astronaut.png")}})
+        manifest = store.manifest()
+        manifest["suite"]["path"] = str(tmp_path / "gone" / "tiny.toml")
+        for sample in manifest["samples"]:
+            if sample["id"] == "astronaut.png":
+                sample["source"] = str(tmp_path / "gone" / "astronaut.png")
+        store.set_manifest(manifest)
+        store.set_meta({"suite_path": str(tmp_path / "gone" / "tiny.toml")})
     html = write_report(copy).read_text(encoding="utf-8")
     part = section(html, "dwtDctSvd")
     assert "the original is not available here" in part

@@ -8,7 +8,7 @@ import pytest
 
 from wmbench import registry
 from wmbench.errors import SuiteError
-from wmbench.samples import discover_images
+from wmbench.modalities.image.io import discover_images
 from wmbench.suite import AttackConfig, ChainStep, MethodConfig, Suite, load_suite, parse_suite
 from testkit import suite_text
 
@@ -236,7 +236,7 @@ def test_valid_suite_parses_into_dataclasses(tmp_path: Path, photos: Path) -> No
     suite = load_suite(path)
     assert isinstance(suite, Suite)
     assert (suite.name, suite.seed, suite.alpha) == ("tiny", 11, 0.05)
-    assert suite.image_sources == ("imgs",)
+    assert suite.sources == {"images": ("imgs",)}  # only the [samples] fields the suite fills
     assert suite.base_dir == tmp_path.resolve()
     assert suite.path == str(path) and suite.text == text
     assert suite.methods == (MethodConfig("dwtDctSvd", "k1"), MethodConfig("rivaGan", "k2", max_samples=1))
@@ -277,9 +277,10 @@ def test_builtin_default_suite_loads() -> None:
     assert suite.path == "builtin:default" and suite.name == "default"
     assert [m.label for m in suite.methods] == ["dwtDct", "dwtDctSvd", "rivaGan", "unigram", "kgw", "lexical",
                                                 "kgw-raw", "lexical-raw"]
-    assert suite.text_settings.lm == "ngram" and suite.text_settings.max_new_tokens == 400
+    assert suite.settings["text"]["lm"] == "ngram" and suite.settings["text"]["max_new_tokens"] == 400
+    assert suite.settings_of("text") == suite.settings["text"]
     assert suite.methods[2].max_samples is not None  # rivaGan is slow: the default suite caps it
-    assert suite.text_sources == ("builtin:texts",) and suite.prompt_sources == ("builtin:prompts",)
+    assert suite.sources["texts"] == ("builtin:texts",) and suite.sources["prompts"] == ("builtin:prompts",)
     labels = [a.label for a in suite.attacks]
     assert len(labels) == len(set(labels)) >= 10
     assert "jpeg" in labels and "crop_then_jpeg" in labels
@@ -287,7 +288,7 @@ def test_builtin_default_suite_loads() -> None:
     for attack in suite.attacks:
         for step in attack.steps:
             registry.get_attack(step.attack)
-    samples = discover_images(suite.image_sources, suite.base_dir)
+    samples = discover_images(suite.sources["images"], suite.base_dir)
     assert len(samples) == 8 and all(Path(s.source).is_file() for s in samples)
     assert len({s.id for s in samples}) == 8
 

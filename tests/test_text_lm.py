@@ -116,7 +116,7 @@ def test_text_section_fills_in_generation_settings(tmp_path: Path, tiny_lm: Path
     assert params[0] == {"lm": str(tiny_lm), "max_new_tokens": 40}
     assert params[1] == {"lm": str(tiny_lm), "max_new_tokens": 10}  # the method's own value wins
     assert params[2] == {}  # lexical generates nothing
-    assert suite.text_settings.lm == str(tiny_lm)
+    assert suite.settings["text"]["lm"] == str(tiny_lm) and suite.settings["text"]["max_new_tokens"] == 40
 
 
 @pytest.mark.slow

@@ -170,7 +170,7 @@ def test_same_vectors_as_sentence_transformers(model: SimilarityModel, monkeypat
 
 def test_a_cell_without_the_similarity_model_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     """No invented value: the column stays empty and the cell carries the reason."""
-    from wmbench import modality
+    from wmbench import registry
     from wmbench.modalities.text import quality
 
     def unavailable() -> None:
@@ -181,7 +181,7 @@ def test_a_cell_without_the_similarity_model_says_why(monkeypatch: pytest.Monkey
     quality._similarity_model.cache_clear()
     try:
         with pytest.warns(UserWarning, match="semantic similarity not measured"):
-            metrics = modality.modality("text").quality(CAT, CAT_PARAPHRASE)
+            metrics = registry.get_modality("text").measure(CAT, CAT_PARAPHRASE, {"lm": "ngram", "attacked": False})
     finally:
         quality._similarity_model.cache_clear()
     assert metrics["similarity"] is None

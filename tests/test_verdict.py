@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from testkit import assert_one_line_error
+from wmbench.report.run import StoredRun, records_only
 from wmbench.report.verdict import build_verdict, method_verdicts, verdict_json, verdict_table
 from wmbench.store import Record, Store
 
@@ -17,10 +18,15 @@ _keys = itertools.count()
 
 
 def cell(method: str, modality: str, attack: str, index: int, strength: Any, sample: str, marked: bool,
-         p: float, **quality: Any) -> Record:
+         p: float, tokens: int | None = None, **metrics: Any) -> Record:
+    """One cell; keyword arguments other than ``tokens`` are quality metrics (psnr=, similarity=)."""
     return Record(cell_key=f"c{next(_keys)}", sample=sample, modality=modality, method=method, wm_key="k",
                   attack=attack, strength=strength, strength_index=index, marked=marked, score=0.0, p_value=p,
-                  detected=p < 0.01, seconds=0.01, **quality)
+                  detected=p < 0.01, seconds=0.01, tokens=tokens, metrics=metrics)
+
+
+def run(records: list[Record], label: str = "a") -> StoredRun:
+    return records_only(records, label=label)
 
 
 def image_run() -> list[Record]:
@@ -53,45 +59,47 @@ def text_run() -> list[Record]:
 
 
 def test_quality_cost_to_erase_is_the_least_loss_among_erasing_strengths() -> None:
-    [image] = method_verdicts(image_run())
+    [image] = method_verdicts(run(image_run()))
     jpeg, blur = image.families
     assert not jpeg.erased and jpeg.lowest_tpr.value == 1.0
     assert blur.erased and blur.erased_at == 4 and blur.damage.drop == pytest.approx(18.0)
     assert not blur.acceptable  # PSNR 24 dB < 30 dB
     assert image.most_robust.attack == "jpeg" and image.cheapest.attack == "blur"
-    [text] = method_verdicts(text_run())
+    [text] = method_verdicts(run(text_run()))
     [synonym] = text.families
     assert synonym.erased_at == 0.3 and synonym.damage.drop == pytest.approx(0.1)  # the weaker of two erasing
     assert synonym.acceptable  # similarity 0.9 >= 0.8
 
 
 def test_readings_follow_from_the_numbers() -> None:
-    verdict = build_verdict([("a", image_run() + text_run())])
+    verdict = build_verdict([run(image_run() + text_run())])
     [images, text] = verdict.modalities
     assert "erased at acceptable quality (PSNR >= 30 dB) by 0 of 2 attack families (0 %)" in images.reading
     assert "by 1 of 1 attack families (100 %): synonym" in text.reading
     assert verdict.reading.startswith("At 1 % FPR, the best image mark (robust) is more robust than the best text "
                                       "mark (skew): 0 % vs 100 %")
-    assert "the cheapest erasure is synonym at 0.3 (similarity 0.90, a drop of 0.10)" in text.methods[0].reading
+    assert "the cheapest erasure is synonym at 0.3 (Similarity 0.90, a drop of 0.10)" in text.methods[0].reading
+    assert "the cheapest erasure is blur at 4 (PSNR 24.0 dB, a drop of 18.0 dB)" in images.methods[0].reading
     # flip the numbers, and the sentence flips
     weak_images = [r if r.attack != "jpeg" or not r.marked else
                    Record(**{**r.__dict__, "p_value": 0.5, "detected": False}) for r in image_run()]
     strong_text = [Record(**{**r.__dict__, "p_value": 1e-9, "detected": True}) if r.marked else r
                    for r in text_run()]
-    flipped = build_verdict([("a", weak_images + strong_text)])
+    flipped = build_verdict([run(weak_images + strong_text)])
     assert "is less robust than the best text mark (skew): 50 % vs 0 %" in flipped.reading
 
 
 def test_one_modality_only_says_there_is_no_comparison() -> None:
-    assert "no comparison between images and text" in build_verdict([("a", image_run())]).reading
+    assert build_verdict([run(image_run())]).reading == (
+        "Attacks on images only were measured: no comparison between modalities.")
 
 
 def test_negatives_firing_too_often_are_flagged() -> None:
     bad = [r if r.marked else Record(**{**r.__dict__, "p_value": 0.001, "detected": True}) for r in text_run()]
-    [method] = method_verdicts(bad)
+    [method] = method_verdicts(run(bad))
     assert method.clean.disagree
     assert "not trustworthy" in method.reading
-    assert "! = negatives fire" in verdict_table(build_verdict([("a", bad)]))
+    assert "! = negatives fire" in verdict_table(build_verdict([run(bad)]))
 
 
 def _store(folder: Path, records: list[Record]) -> Path:
@@ -111,13 +119,15 @@ def test_cli_verdict_text_and_json_over_two_runs(tmp_path: Path, cli) -> None:
     data = json.loads(out)
     text = next(m for m in data["modalities"] if m["modality"] == "text")["methods"][0]
     assert text["tpr_at_1pct_fpr"]["k"] == 10 and text["cheapest_erasure"] == "synonym"
-    assert data["conventions"]["acceptable_similarity"] == 0.8
+    assert data["conventions"]["acceptable"]["text"]["metric"] == "similarity"
+    assert data["conventions"]["acceptable"]["text"]["acceptable"] == 0.8
+    assert data["conventions"]["acceptable"]["image"]["acceptable"] == 30.0
     code, _, err = cli("verdict", tmp_path / "nothing-here")
     assert_one_line_error(code, err, "nothing-here")
 
 
 def test_verdict_json_is_serialisable() -> None:
-    json.dumps(verdict_json(build_verdict([("a", image_run() + text_run())])), default=str)
+    json.dumps(verdict_json(build_verdict([run(image_run() + text_run())])), default=str)
 
 
 def test_two_runs_side_by_side_flag_differences_beyond_their_intervals(tmp_path: Path, cli) -> None:
@@ -126,7 +136,8 @@ def test_two_runs_side_by_side_flag_differences_beyond_their_intervals(tmp_path:
     before = image_run() + text_run()
     after = [Record(**{**r.__dict__, "p_value": 0.6, "detected": False})
              if r.marked and r.attack == "jpeg" and r.strength == 50 else r for r in before]
-    comparison = compare_runs(after, before, 0.01, "before")
+    comparison = compare_runs(run(after, "after"), run(before, "before"), 0.01)
+    assert comparison.other_label == "before"
     [changed] = comparison.significant
     assert (changed.method, changed.attack, changed.strength) == ("robust", "jpeg", 50)
     assert changed.difference == -1.0
@@ -145,7 +156,7 @@ def test_attacks_that_could_not_run_are_named_in_the_readings() -> None:
                for marked in (True, False)]
     skipped = [Record(**{**r.__dict__, "p_value": None, "detected": None, "skipped": "no LLM endpoint"})
                for r in skipped]
-    verdict = build_verdict([("a", image_run() + text_run() + skipped)])
+    verdict = build_verdict([run(image_run() + text_run() + skipped)])
     text = next(mv for mv in verdict.modalities if mv.modality == "text")
     assert "Not run here: llm_paraphrase (no LLM endpoint)." in text.reading
     assert verdict.reading.endswith("Not run for text marks: llm_paraphrase.")
@@ -153,12 +164,12 @@ def test_attacks_that_could_not_run_are_named_in_the_readings() -> None:
 
 
 def test_json_has_operating_points_at_configurable_target_fprs(tmp_path: Path, cli) -> None:
-    run = _store(tmp_path / "run", image_run() + text_run())
-    code, out, err = cli("verdict", run, "--format", "json", "--target-fpr", "0.05", "--target-fpr", "0.2")
+    folder = _store(tmp_path / "run", image_run() + text_run())
+    code, out, err = cli("verdict", folder, "--format", "json", "--target-fpr", "0.05", "--target-fpr", "0.2")
     assert code == 0, err
     method = json.loads(out)["modalities"][0]["methods"][0]
     points = method["operating_points"]
     assert [p["target_fpr"] for p in points] == [0.01, 0.05, 0.2]
     assert [p["resolvable"] for p in points] == [False, False, True]  # 10 negatives resolve 0.2 only
-    code, _, err = cli("verdict", run, "--target-fpr", "2")
+    code, _, err = cli("verdict", folder, "--target-fpr", "2")
     assert_one_line_error(code, err, "--target-fpr")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from wmbench.samples import skimage_data_dir
+from wmbench.modalities.image.io import skimage_data_dir
 
 # Columns every exported row carries (the brief's list; export may add more).
 
@@ -110,13 +111,35 @@ def invoke(*argv: Any) -> tuple[int, str, str]:
 
 
 def read_cells(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every stored cell of a run folder, keyed by cell key, straight from SQLite."""
+    """Every stored cell of a run folder, keyed by cell key, straight from SQLite.
+
+    The store keeps quality metrics in one JSON column (``metrics``); like the export,
+    this flattens them into one key per metric of the run (``cell["psnr"]``,
+    ``cell["similarity"]``) on every cell: each metric the run's modalities declare and
+    any other stored one, None where a cell has no value (a text cell's PSNR).
+    Infinity, stored as the string "inf", comes back a float.
+    """
+    from wmbench import registry
+
     db = sqlite3.connect(Path(run_dir) / "results.sqlite")
     try:
         db.row_factory = sqlite3.Row
         rows = [dict(r) for r in db.execute("SELECT * FROM cells")]
     finally:
         db.close()
+    names: list[str] = []
+    for modality in dict.fromkeys(row["modality"] for row in rows):
+        try:
+            names += [m.name for m in registry.get_modality(modality).metrics]
+        except registry.RegistryError:
+            pass
+    stored = [json.loads(row["metrics"]) if row["metrics"] else {} for row in rows]
+    names = list(dict.fromkeys(names + [name for metrics in stored for name in metrics]))
+    for row, metrics in zip(rows, stored):
+        for name in names:
+            assert name not in row, f"metric {name!r} shadows a column of the store"
+            value = metrics.get(name)
+            row[name] = float(value) if isinstance(value, str) else value
     cells = {r["cell_key"]: r for r in rows}
     assert len(cells) == len(rows), "duplicate cell keys in the store"
     return cells

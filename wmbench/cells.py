@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from wmbench import registry
-from wmbench.api import Sample
 from wmbench.suite import AttackConfig, MethodConfig, Suite
+from wmbench.types import Sample
 
 NONE_ATTACK = "none"
 
@@ -39,7 +39,6 @@ class Job:
     marked_cache: str  # the marked item, written by the embed job
     negative_cache: str  # the unmarked twin, cached only by generation marks
     negatives_only: bool = False  # a human text under a generation mark: nothing to embed
-    perplexity: bool = True  # False: text cells leave perplexity out ([text] perplexity = "unattacked")
 
     @property
     def attack_label(self) -> str:
@@ -63,18 +62,16 @@ def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConf
 
 def cache_paths(run_dir: Path, sample: Sample, method: MethodConfig) -> tuple[str, str]:
     """Where the embed job leaves the marked item and its unmarked twin."""
-    from wmbench.modality import modality
-
     ident = [sample.id, method.name, method.key, [list(p) for p in method.params]]
     digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
-    suffix = modality(sample.modality).cache_suffix
+    suffix = registry.get_modality(sample.modality).cache_suffix
     return (str(run_dir / "cache" / "marked" / f"{digest}{suffix}"),
             str(run_dir / "cache" / "unmarked" / f"{digest}{suffix}"))
 
 
 def _generation_time(attack: AttackConfig) -> bool:
     """An attack whose first step acts while the mark generates (it declares a filler)."""
-    return registry.get_attack(attack.steps[0].attack).filler is not None
+    return registry.get_attack(attack.steps[0].attack).generation_time
 
 
 def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job], list[Job]]:
@@ -103,8 +100,7 @@ def plan(suite: Suite, samples: list[Sample], run_dir: Path) -> tuple[list[Job],
                     Cell(cell_key(suite.seed, sample, method, attack, s, m), s, i, m)
                     for i, s in enumerate(attack.strengths) for m in polarities
                 )
-                attack_jobs.append(Job(sample, method, attack, cells, *caches, negatives_only=negatives_only,
-                                       perplexity=suite.text_settings.perplexity == "all"))
+                attack_jobs.append(Job(sample, method, attack, cells, *caches, negatives_only=negatives_only))
     return embed_jobs, attack_jobs
 
 
@@ -119,8 +115,8 @@ def _first_of_each_role(samples: list[Sample], n: int) -> list[Sample]:
     return kept
 
 
-def attack_seed(seed: int, sample: Sample, attack_label: str, strength_index: int) -> list[int]:
+def attack_seed(seed: int, sample_id: str, attack_label: str, strength_index: int) -> list[int]:
     """Entropy for one attack call: the same for the marked and unmarked copy and for
     every method, so a random crop cuts the same region everywhere it is compared."""
-    digest = hashlib.sha256(json.dumps([sample.id, attack_label, strength_index]).encode()).digest()
+    digest = hashlib.sha256(json.dumps([sample_id, attack_label, strength_index]).encode()).digest()
     return [seed & 0xFFFFFFFF, *[int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]]

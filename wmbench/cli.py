@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         "Watermarking feasibility bench: embed, attack, detect, and report calibrated detection rates."))
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--plugins", action="append", default=[], metavar="DIR",
-                        help="load attack plugins (*.py) from DIR (repeatable)")
+                        help="load plugins (*.py: attacks, methods, modalities) from DIR (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a suite (default: the built-in suite) and write the report")
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", type=Path, metavar="OTHER_RUN_DIR",
                         help="show another run side by side (TPR per shared setting, both verdicts)")
 
-    verdict = sub.add_parser("verdict", help="images vs text on one scale: TPR at 1 %% FPR and the quality cost to erase")
+    verdict = sub.add_parser("verdict", help="every modality on one scale: TPR at 1 %% FPR and the quality cost to erase")
     verdict.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     verdict.add_argument("--format", choices=("text", "json"), default="text")
     verdict.add_argument("--target-fpr", type=float, action="append", metavar="FPR",
@@ -64,17 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("-o", "--output", type=Path, help="file (default: standard output)")
 
-    lister = sub.add_parser("list", help="list registered methods, attacks or built-in samples")
-    lister.add_argument("what", choices=("methods", "attacks", "samples"))
+    lister = sub.add_parser("list", help="list registered modalities, methods, attacks or built-in samples")
+    lister.add_argument("what", choices=("modalities", "methods", "attacks", "samples"))
 
-    for name, text in (("embed", "watermark one image or text (a prompt file for generation marks)"),
-                       ("detect", "detect a watermark in one image or text file")):
+    for name, text in (("embed", "watermark one item: an image, a text (a prompt for generation marks), ..."),
+                       ("detect", "detect a watermark in one item file")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--method", required=True, help="method name (see `wmbench list methods`)")
         p.add_argument("--key", required=True, help="watermark key (the payload is derived from it)")
         p.add_argument("input", type=Path)
         if name == "embed":
-            p.add_argument("output", type=Path, help="output file (for images PNG: lossless)")
+            p.add_argument("output", type=Path, help="output file, in the modality's cache format (images: PNG)")
         else:
             p.add_argument("--alpha", type=float, default=0.01, help="p-value threshold (default 0.01)")
 
@@ -148,13 +148,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _verdict_text(run_dirs: list[Path], fmt: str = "text", extra_fprs: list[float] | None = None) -> str:
     import json
 
+    from wmbench.report.run import StoredRun
     from wmbench.report.verdict import EXTRA_FPRS, build_verdict, verdict_json, verdict_table
-    from wmbench.store import Store
 
-    runs = []
-    for run_dir in run_dirs:
-        with Store(run_dir, create=False) as store:
-            runs.append((Path(run_dir).resolve().name, list(store.records())))
+    runs = [StoredRun.load(run_dir, label=Path(run_dir).resolve().name) for run_dir in run_dirs]
     for fpr in extra_fprs or ():
         if not 0 < fpr < 1:
             raise WmbenchError(f"--target-fpr: must lie strictly between 0 and 1, got {fpr}")
@@ -243,57 +240,67 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "methods":
+    if args.what == "modalities":
+        for name, m in registry.modalities().items():
+            kinds = ", ".join(k.field for k in m.sample_kinds)
+            metrics = ", ".join(spec.name for spec in m.metrics)
+            print(f"{name:<10} samples: {kinds or '-'}; metrics: {metrics or '-'}  {m.description}  ({m.source})")
+    elif args.what == "methods":
+        width = max((len(c.modality) for c in registry.methods().values()), default=6)
         for name, cls in registry.methods().items():
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            print(f"{name:<14} {cls.modality:<6} {doc}  [{registry.method_source(name)}]")
+            print(f"{name:<14} {cls.modality:<{width}} {doc}  [{registry.method_source(name)}]")
     elif args.what == "attacks":
+        width = max((len(s.modality) for s in registry.attacks().values()), default=6)
         for name, spec in registry.attacks().items():
             strengths = ", ".join(map(str, spec.strengths))
-            print(f"{name:<20} {spec.modality:<6} [{strengths}]  {spec.description}  ({spec.source})")
+            family = f"{spec.tags['family']}: " if spec.tags.get("family") else ""
+            print(f"{name:<20} {spec.modality:<{width}} [{strengths}]  {family}{spec.description}  ({spec.source})")
     else:
-        from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
-
-        for name in BUILTIN_IMAGES:
-            print(f"builtin:images  {Path(name).stem:<20} {skimage_data_dir() / name}")
+        for modality in registry.modalities().values():
+            for kind in modality.sample_kinds:
+                if kind.builtin:
+                    for sample in kind.discover((kind.builtin,), Path.cwd()):
+                        print(f"{kind.builtin:<16} {sample.id:<24} {sample.source}")
     return 0
 
 
-def _load_item(path: Path, modality_name: str):  # noqa: ANN202 - an image array or a str
+def _load_item(path: Path, modality_name: str):  # noqa: ANN202 - whatever the modality's items are
     from wmbench.errors import SampleError
-    from wmbench.modality import modality
 
     if not path.is_file():
         raise WmbenchError(f"{path}: file not found")
     try:
-        return modality(modality_name).load(str(path))
+        return registry.get_modality(modality_name).load(str(path))
     except SampleError as exc:
         raise WmbenchError(str(exc)) from None
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     method = _method(args.method)
+    kind = registry.get_modality(method.modality)
     item = _load_item(args.input, method.modality)
     try:
         marked = method.embed(item, args.key)
     except ValueError as exc:
         raise WmbenchError(f"{args.input}: {exc}") from None
     try:
-        if method.modality == "image":
-            from PIL import Image
-
-            Image.fromarray(marked).save(args.output)
-        else:
-            args.output.write_text(marked, encoding="utf-8")
+        kind.save(marked, args.output)
     except (OSError, ValueError) as exc:
         raise WmbenchError(f"{args.output}: cannot write: {exc}") from None
-    report = {"output": str(args.output), "method": args.method}
-    if method.modality == "image":
-        from wmbench.modalities.image.quality import psnr
-
-        report["psnr"] = round(psnr(item, marked), 2)
+    report: dict[str, object] = {"output": str(args.output), "method": args.method}
+    if not method.generates:  # the embedding cost against the input; a generated item has no reference
+        measured = kind.measure(item, marked, {"attacked": False})
+        report.update({m.name: _rounded(measured.get(m.name)) for m in kind.metrics
+                       if m.judges_damage and m.name in measured})
     print(json.dumps(report))
     return 0
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return "inf" if value == float("inf") else round(value, 4)
+    return value
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:

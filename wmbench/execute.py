@@ -11,17 +11,27 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from wmbench import registry
-from wmbench.api import Detection, DetectorRefused, Filler, SkipCell
 from wmbench.cells import Cell, Job, attack_seed
-from wmbench.modality import Modality, modality
-from wmbench.store import Record
+from wmbench.samples import source_file
+from wmbench.suite import AttackConfig, ChainStep
+from wmbench.store import POSITIVE, TWIN, UNPAIRED, Record
+from wmbench.types import (
+    Detection,
+    DetectorRefused,
+    Filler,
+    FillerPairEmbedding,
+    Modality,
+    PairEmbedding,
+    SkipCell,
+    Watermarker,
+)
 
 
 @dataclass(frozen=True)
@@ -29,14 +39,16 @@ class RunContext:
     seed: int
     alpha: float
     debug: bool = False
-    text_lm: str = "ngram"  # perplexity of every text cell is measured under this LM
+    # modality -> its suite settings table, passed to Modality.measure (the text LM, ...)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _record(job: Job, cell: Cell, **values: Any) -> Record:
+    role = POSITIVE if cell.marked else UNPAIRED if job.negatives_only else TWIN
     return Record(
         cell_key=cell.key, sample=job.sample.id, modality=job.sample.modality,
         method=job.method.label, wm_key=job.method.key, attack=job.attack_label,
-        strength=cell.strength, strength_index=cell.strength_index, marked=cell.marked, **values,
+        strength=cell.strength, strength_index=cell.strength_index, marked=cell.marked, role=role, **values,
     )
 
 
@@ -78,20 +90,20 @@ class _ItemCache:
 
 def _mtime(path: str) -> int:
     try:
-        return os.stat(path.rpartition("#L")[0] or path).st_mtime_ns
+        return os.stat(source_file(path)).st_mtime_ns
     except OSError:
         return -1
 
 
 def _fresh(item: Any) -> Any:
-    return item.copy() if isinstance(item, np.ndarray) else item
+    return item.copy() if isinstance(item, np.ndarray) else item  # str, bytes, tuples: immutable already
 
 
 _items = _ItemCache()
 
 
 def run_job(job: Job, ctx: RunContext) -> list[Record]:
-    kind = modality(job.sample.modality)
+    kind = registry.get_modality(job.sample.modality)
     try:
         original = _items.load(kind, job.sample.source)
     except Exception as exc:  # a bad sample: every cell of the job says why
@@ -111,27 +123,29 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
             for cell in job.cells]
 
 
-def _generate_with_fillers(job: Job, ctx: RunContext, method: Any, original: Any) -> dict[int, tuple] | None:
+def _generate_with_fillers(job: Job, ctx: RunContext, method: Watermarker,
+                           original: Any) -> dict[int, tuple] | None:
     """Every strength of a generation-time attack job in one batch: strength index ->
     (marked, unmarked), when the method can (``embed_pairs``). None: each cell then
-    generates its own text (and records its own error if that fails)."""
-    if not (getattr(method, "accepts_filler", False) and hasattr(method, "embed_pairs")):
+    generates its own text, and a cell whose generation fails records that error: the
+    batch is only a speed-up, so its failure loses nothing."""
+    if not (method.accepts_filler and isinstance(method, FillerPairEmbedding)):
         return None
     indices = sorted({cell.strength_index for cell in job.cells})
     cells = {cell.strength_index: cell for cell in job.cells}
     try:
         fillers = [_filler(job, cells[i], np.random.default_rng(
-            attack_seed(ctx.seed, job.sample, job.attack_label, i))) for i in indices]
+            attack_seed(ctx.seed, job.sample.id, job.attack_label, i))) for i in indices]
         return dict(zip(indices, method.embed_pairs([original] * len(indices), job.method.key, fillers)))
-    except Exception:
+    except Exception:  # each cell generates again on its own and records the error it meets
         return None
 
 
-def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original: Any) -> list[Record]:
+def _run_embed(job: Job, ctx: RunContext, method: Watermarker, kind: Modality, original: Any) -> list[Record]:
     """Embed (and, for generation marks, generate the unmarked twin), cache, detect both."""
     t0 = time.perf_counter()
     try:
-        if method.generates and hasattr(method, "embed_pair"):  # both twins in one batch
+        if method.generates and isinstance(method, PairEmbedding):  # both twins in one batch
             marked, negative = method.embed_pair(original, job.method.key)
             embed_seconds = (time.perf_counter() - t0) / 2  # per text
         else:
@@ -153,10 +167,11 @@ def _run_embed(job: Job, ctx: RunContext, method: Any, kind: Modality, original:
     return records
 
 
-def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.random.Generator) -> Any:
-    """Run the attack's steps in order (one step unless it is a chain), checking each output."""
+def apply_steps(steps: Sequence[ChainStep], kind: Modality, item: Any, strength: Any,
+                rng: np.random.Generator) -> Any:
+    """Run an attack's steps in order (one step unless it is a chain), checking each output."""
     out = item
-    for step in job.attack.steps if job.attack else ():
+    for step in steps:
         out = registry.get_attack(step.attack)(out, strength if step.strength is None else step.strength, rng,
                                                **dict(step.params))
         problem = kind.problem(out)
@@ -165,7 +180,16 @@ def apply_attack(job: Job, kind: Modality, item: Any, strength: Any, rng: np.ran
     return out
 
 
-def _generated_with_filler(job: Job, cell: Cell, method: Any, original: Any, rng: np.random.Generator,
+def replay_attack(attack: AttackConfig, kind: Modality, item: Any, *, seed: int, sample_id: str,
+                  strength_index: int) -> Any:
+    """``item`` put through ``attack`` exactly as the cell (sample, strength) of a run with
+    ``seed`` did: same steps, same seeded draws. Attacks are deterministic by contract,
+    so this is the item that cell detected on (the report's gallery shows it)."""
+    rng = np.random.default_rng(attack_seed(seed, sample_id, attack.label, strength_index))
+    return apply_steps(attack.steps, kind, item, attack.strengths[strength_index], rng)
+
+
+def _generated_with_filler(job: Job, cell: Cell, method: Watermarker, original: Any, rng: np.random.Generator,
                            generated: dict[int, tuple] | None = None) -> Any:
     """For a generation-time attack (emoji): the item generated again, filler included.
 
@@ -174,7 +198,7 @@ def _generated_with_filler(job: Job, cell: Cell, method: Any, original: Any, rng
     share their sampling draws. ``generated``: the job's texts made in one batch.
     """
     step = job.attack.steps[0]
-    if not getattr(method, "accepts_filler", False):
+    if not method.accepts_filler:
         raise SkipCell(f"{step.attack} is a generation-time attack; {job.method.name} does not generate text "
                        f"with a filler")
     filler = _filler(job, cell, rng)
@@ -192,19 +216,20 @@ def _filler(job: Job, cell: Cell, rng: np.random.Generator) -> Filler:
 
 
 def _filler_attack(job: Job) -> bool:
-    return job.attack is not None and registry.get_attack(job.attack.steps[0].attack).filler is not None
+    return job.attack is not None and registry.get_attack(job.attack.steps[0].attack).generation_time
 
 
-def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality,
+def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: Modality,
               original: Any, unattacked: Any, generated: dict[int, tuple] | None = None) -> Record:
-    rng = np.random.default_rng(attack_seed(ctx.seed, job.sample, job.attack_label, cell.strength_index))
+    rng = np.random.default_rng(attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index))
     t0 = time.perf_counter()
     try:
         if _filler_attack(job):
             unattacked_for_attack = _generated_with_filler(job, cell, method, original, rng, generated)
         else:
             unattacked_for_attack = unattacked
-        attacked = apply_attack(job, kind, unattacked_for_attack, cell.strength, rng)
+        attacked = apply_steps(job.attack.steps if job.attack else (), kind, unattacked_for_attack,
+                               cell.strength, rng)
         detection = _detect(method, attacked, job.method.key)
     except SkipCell as exc:  # cannot run here (e.g. no endpoint configured): not a failure, not a result
         return _record(job, cell, skipped=str(exc).strip() or "skipped by the attack",
@@ -218,29 +243,35 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Any, kind: Modality
     # unattacked generation is another text from the same prompt, no reference.
     generation_time = _filler_attack(job)
     reference = attacked if generation_time else _reference(method, original, unattacked)
-    quality = kind.quality(reference, attacked, {"lm": ctx.text_lm, "perplexity": job.perplexity})
-    notes = {k: quality.pop(k) for k in list(quality) if isinstance(quality[k], str)}
+    measured = kind.measure(reference, attacked, {**ctx.settings.get(kind.name, {}), "attacked": job.attack is not None})
+    notes = {k: v for k, v in measured.items() if isinstance(v, str)}
+    metrics = {m.name: _number(measured.get(m.name)) for m in kind.metrics}
     if generation_time:
         notes["similarity_note"] = "generation-time attack: the cleaned generation is the attacker's text"
-    return _record(job, cell, **_detection_fields(detection, ctx.alpha), **quality, seconds=seconds,
+    return _record(job, cell, **_detection_fields(detection, ctx.alpha), metrics=metrics, seconds=seconds,
                    extra={**detection.extra, **notes} or None)
 
 
-def _reference(method: Any, original: Any, unattacked: Any) -> Any:
+def _number(value: Any) -> float | None:
+    """A metric value as stored: a float, or None when it was not measured."""
+    return None if value is None else float(value)
+
+
+def _reference(method: Watermarker, original: Any, unattacked: Any) -> Any:
     """What quality is measured against: the clean original for a mark added to an
     item (so embedding cost counts), the unattacked generation for a generated one
     (a prompt is no reference for the text that continues it)."""
     return unattacked if method.generates else original
 
 
-def _detect(method: Any, item: Any, key: str) -> Detection:
+def _detect(method: Watermarker, item: Any, key: str) -> Detection:
     try:
         return method.detect(item, key)
     except DetectorRefused as exc:
         return Detection(score=0.0, p_value=1.0, extra={"refused": str(exc)})
 
 
-def _detection_fields(detection: Any, alpha: float) -> dict[str, Any]:
+def _detection_fields(detection: Detection, alpha: float) -> dict[str, Any]:
     return dict(
         score=detection.score, p_value=detection.p_value, detected=detection.p_value < alpha,
         bits_matched=detection.bits_matched, bits_total=detection.bits_total,

@@ -1,39 +1,58 @@
-"""Export one row per cell, as CSV or JSON lines, for analysis outside wmbench."""
+"""Export one row per cell, as CSV or JSON lines, for analysis outside wmbench.
+
+Quality metrics live in one generic field of the store; here they are flattened into
+one column each, in the order the run's modalities declared them (from the manifest),
+so a modality plugin's new metric becomes a new column without a schema change.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from wmbench.store import Store, json_safe
+from wmbench.report.run import StoredRun
+from wmbench.store import Record, json_safe
 
-COLUMNS = ("sample", "modality", "method", "wm_key", "attack", "strength", "strength_index", "marked",
-           "score", "p_value", "detected", "bits_matched", "bits_total", "tokens", "psnr", "ssim", "perplexity",
-           "similarity", "seconds", "error", "skipped")
+COLUMNS = ("sample", "modality", "method", "wm_key", "attack", "strength", "strength_index", "marked", "role",
+           "score", "p_value", "detected", "bits_matched", "bits_total", "tokens")
+TAIL = ("seconds", "error", "skipped")
+
+
+def metric_names(run: StoredRun) -> list[str]:
+    """Every metric of the run: declared ones in declaration order, then any other stored one."""
+    declared = [spec.name for info in run.modalities.values() for spec in info.metrics]
+    stored = [name for r in run.records for name in r.metrics]
+    return list(dict.fromkeys(declared + stored))
+
+
+def _row(record: Record, metrics: list[str]) -> dict[str, Any]:
+    values = {c: getattr(record, c) for c in COLUMNS}
+    values.update({m: record.metrics.get(m) for m in metrics})
+    values.update({c: getattr(record, c) for c in TAIL})
+    return values
 
 
 def export_rows(run_dir: Path, fmt: str, out: TextIO) -> int:
     """Write every stored cell to ``out``; returns the number of rows."""
-    store = Store(run_dir, create=False)
-    try:
-        n = 0
-        if fmt == "csv":
-            writer = csv.writer(out)
-            writer.writerow(COLUMNS)
-            for record in store.records():
-                writer.writerow([_csv_value(getattr(record, c)) for c in COLUMNS])
-                n += 1
-        elif fmt == "jsonl":
-            for record in store.records():
-                out.write(json.dumps({c: json_safe(getattr(record, c)) for c in COLUMNS}) + "\n")
-                n += 1
-        else:
-            raise ValueError(f"unknown export format {fmt!r}; valid: csv, jsonl")
-        return n
-    finally:
-        store.close()
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"unknown export format {fmt!r}; valid: csv, jsonl")
+    run = StoredRun.load(run_dir)
+    metrics = metric_names(run)
+    present = [m for m in metrics if any(m in r.metrics for r in run.records)]
+    header = [*COLUMNS, *present, *TAIL]
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for record in run.records:
+            row = _row(record, present)
+            writer.writerow([_csv_value(row[c]) for c in header])
+    else:
+        for record in run.records:
+            row = _row(record, present)
+            out.write(json.dumps({c: json_safe(row[c]) for c in header}) + "\n")
+    return len(run.records)
 
 
 def _csv_value(value: object) -> object:

@@ -18,13 +18,12 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from wmbench import registry
-from wmbench.api import AttackSpec, SkipCell
-from wmbench.modality import Modality, modality
+from wmbench.types import AttackSpec, Modality, SkipCell
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -33,16 +32,15 @@ PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 # means over 2-3 items are noisy, and a sweep with a flat stretch is not wrong.
 ORDER_TOLERANCE = 0.05
 
-# The metrics that judge the ordering, and which way is better. All of them fall as
-# damage grows for every built-in attack. Perplexity is shown but does not vote: typos
-# and look-alike letters make out-of-vocabulary words, which *lower* an n-gram model's
-# perplexity, so it is no measure of damage.
-JUDGED: tuple[str, ...] = ("psnr", "ssim", "similarity")  # higher is better for each
-SHOWN_FIRST: tuple[str, ...] = ("psnr", "ssim", "similarity", "perplexity")
+# The metrics that judge the ordering are those the modality declares with
+# ``judges_damage`` (they get worse as damage grows for every built-in attack). Perplexity
+# is shown but does not vote: typos and look-alike letters make out-of-vocabulary words,
+# which *lower* an n-gram model's perplexity, so it is no measure of damage.
 
-# Tiny images for the empty-input check: a 1x1 pixel and an 8x8 tile, below what any
-# real photo is, so an attack's edge cases (kernels larger than the image) show up.
-TINY_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 1, 3), (8, 8, 3))
+
+def judged_metrics(kind: Modality) -> dict[str, bool]:
+    """Metric name -> higher is better, for the metrics that judge a sweep's order."""
+    return {m.name: m.higher_is_better for m in kind.metrics if m.judges_damage}
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,8 @@ class PluginReport:
     seed: int
     quality_table: list[tuple[Any, dict[str, float | None]]]
     checks: list[Check]
+    judged: tuple[str, ...] = ()  # the metrics that judged the strength order
+    source: str = ""  # where the samples came from ("builtin:images")
 
     @property
     def passed(self) -> bool:
@@ -85,14 +85,17 @@ class PluginReport:
 # --- samples ------------------------------------------------------------------------------
 
 
-def builtin_samples(kind: str, count: int) -> list[tuple[str, Any]]:
-    """The first ``count`` bundled samples of a modality, loaded as the runner loads them."""
-    from wmbench.samples import discover_images, discover_texts
+def builtin_kind(kind: Modality) -> Any:
+    """The modality's bundled samples to mark (its first sample kind with a built-in source)."""
+    return next((k for k in kind.sample_kinds if k.builtin and k.role == "item"), None)
 
-    discover = {"image": lambda: discover_images(("builtin:images",), Path.cwd()),
-                "text": lambda: discover_texts(("builtin:texts",), Path.cwd())}[kind]
-    load = modality(kind).load
-    return [(s.id, load(s.source)) for s in discover()[:count]]
+
+def builtin_samples(kind: Modality, count: int) -> list[tuple[str, Any]]:
+    """The first ``count`` bundled samples of a modality, loaded as the runner loads them."""
+    sample_kind = builtin_kind(kind)
+    if sample_kind is None:
+        return []
+    return [(s.id, kind.load(s.source)) for s in sample_kind.discover((sample_kind.builtin,), Path.cwd())[:count]]
 
 
 # --- calling the attack -------------------------------------------------------------------
@@ -137,7 +140,7 @@ def run_one(spec: AttackSpec, kind: Modality, sample: str, item: Any, index: int
         return outcome
     outcome.repeat_equal = _same(outcome.output, again)
     if kind.problem(outcome.output) is None:
-        outcome.quality = _numbers(kind.quality(item, outcome.output))
+        outcome.quality = _numbers(kind.measure(item, outcome.output, {"attacked": True}))
     return outcome
 
 
@@ -206,13 +209,7 @@ def check_output_type(outcomes: list[Outcome], kind: Modality) -> Check:
     if bad:
         o, problem = bad[0]
         return Check("output type", FAIL, f"{problem} ({_where(o)}; {len(bad)} of {len(ran)})")
-    want = "a uint8 HxWx3 array" if kind.name == "image" else "a str"
-    return Check("output type", PASS, f"every output is {want} ({len(ran)})")
-
-
-def _tiny_image(shape: tuple[int, int, int]) -> np.ndarray:
-    """A small gradient (not flat, so an attack has something to change)."""
-    return (np.arange(math.prod(shape), dtype=np.int64).reshape(shape) * 37 % 256).astype(np.uint8)
+    return Check("output type", PASS, f"every output is {kind.contract} ({len(ran)})")
 
 
 class _Skipped(Exception):
@@ -230,22 +227,24 @@ def _empty_case(spec: AttackSpec, kind: Modality, item: Any, label: str, strengt
         return None if str(exc).strip() else (f"raised {type(exc).__name__} without a message on {label} "
                                               f"at strength {strength!r}: say why in the message")
     except Exception as exc:
-        rule = ('"" must come back as a str' if kind.name == "text"
-                else "only a ValueError with a message may be raised")
+        rule = (f"only {' or '.join(a.__name__ for a in allowed)} with a message may be raised" if allowed
+                else f"{label} must come back as {kind.contract}")
         return f"raised {_error_text(exc)} on {label} at strength {strength!r}: {rule}"
     problem = kind.problem(out)
     return f"{problem} on {label} at strength {strength!r}" if problem else None
 
 
 def check_empty_input(spec: AttackSpec, kind: Modality, seed: int) -> Check:
-    """Text: "" must come back as a str. Image: a 1x1 and an 8x8 image must give an image
-    or a ValueError with a message (the runner records it as that cell's error)."""
-    if kind.name == "text":
-        cases = [("the empty text", "", ())]
-        passed = 'returns a str for "" at every strength'
-    else:
-        cases = [(f"a {s[0]}x{s[1]} image", _tiny_image(s), (ValueError,)) for s in TINY_SHAPES]
-        passed = "1x1 and 8x8 images give an image or a ValueError with a message"
+    """The modality's degenerate inputs (text: ""; image: 1x1 and 8x8) must give an item of
+    the contract's type, or one of the exceptions the modality allows, with a message
+    (the runner records it as that cell's error)."""
+    edge = list(kind.edge_cases())
+    if not edge:
+        return Check("empty input", SKIP, f"the {kind.name} modality declares no degenerate inputs")
+    cases = [(e.label, e.item, e.allowed) for e in edge]
+    allowed_names = sorted({a.__name__ for e in edge for a in e.allowed})
+    passed = (f"{' and '.join(e.label for e in edge)} give {kind.contract}"
+              + (f" or a {'/'.join(allowed_names)} with a message" if allowed_names else "") + " at every strength")
     skipped = []
     for label, item, allowed in cases:
         for strength in spec.strengths:
@@ -261,9 +260,10 @@ def check_empty_input(spec: AttackSpec, kind: Modality, seed: int) -> Check:
     return Check("empty input", PASS, passed)
 
 
-def mean_quality(outcomes: list[Outcome], strengths: tuple[Any, ...]) -> list[tuple[Any, dict[str, float | None]]]:
+def mean_quality(outcomes: list[Outcome], strengths: tuple[Any, ...],
+                 order: Sequence[str] = ()) -> list[tuple[Any, dict[str, float | None]]]:
     """Mean of each metric per strength over the samples where it was measured."""
-    metrics = sorted({m for o in outcomes for m in o.quality}, key=_metric_order)
+    metrics = sorted({m for o in outcomes for m in o.quality}, key=lambda m: _metric_order(m, order))
     table = []
     for i, strength in enumerate(strengths):
         at = [o for o in outcomes if o.index == i]
@@ -275,8 +275,8 @@ def mean_quality(outcomes: list[Outcome], strengths: tuple[Any, ...]) -> list[tu
     return table
 
 
-def _metric_order(name: str) -> tuple[int, str]:
-    return (SHOWN_FIRST.index(name) if name in SHOWN_FIRST else len(SHOWN_FIRST), name)
+def _metric_order(name: str, order: Sequence[str]) -> tuple[int, str]:
+    return (list(order).index(name) if name in order else len(order), name)
 
 
 def _clearly_better(stronger: float, weaker: float) -> bool:
@@ -293,47 +293,51 @@ def _clearly_better(stronger: float, weaker: float) -> bool:
 Rise = tuple[Any, float, Any, float]  # weaker strength, its mean, stronger strength, its mean
 
 
-def order_violations(table: list[tuple[Any, dict[str, float | None]]]) -> dict[str, Rise]:
+def order_violations(table: list[tuple[Any, dict[str, float | None]]], judged: dict[str, bool]) -> dict[str, Rise]:
     """Per judged metric, the first (weaker, stronger) pair whose quality clearly rises;
-    every pair is compared, not only neighbours, so a slow climb is caught too."""
+    every pair is compared, not only neighbours, so a slow climb is caught too.
+    ``judged``: metric -> higher is better (a lower-is-better metric is compared negated)."""
     found: dict[str, Rise] = {}
-    for metric in JUDGED:
+    for metric, higher in judged.items():
+        sign = 1.0 if higher else -1.0
         column = [(s, q) for s, row in table if (q := row.get(metric)) is not None]
         for i, (weak, qw) in enumerate(column):
-            hit = next(((s, qs) for s, qs in column[i + 1:] if _clearly_better(qs, qw)), None)
+            hit = next(((s, qs) for s, qs in column[i + 1:] if _clearly_better(sign * qs, sign * qw)), None)
             if hit is not None:
                 found[metric] = (weak, qw, *hit)
                 break
     return found
 
 
-def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]]) -> str:
+def _unjudged_reason(table: list[tuple[Any, dict[str, float | None]]], judged: dict[str, bool]) -> str:
     measured = sorted({m for _, row in table for m, v in row.items() if v is not None})
     if measured:
         return (f"only {', '.join(measured)} measured, which does not judge damage "
-                "(is the similarity model installed?)")
-    return "not measurable: psnr/ssim need the output at the input's size"
+                "(is the model behind the other metrics installed?)")
+    return f"not measurable: no value of {', '.join(judged) or 'any metric'} (e.g. a metric that needs the " \
+           f"output at the input's size)"
 
 
-def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], unmeasured: str | None = None) -> Check:
+def check_strength_order(table: list[tuple[Any, dict[str, float | None]]], judged: dict[str, bool],
+                         unmeasured: str | None = None) -> Check:
     """PASS unless a judged metric clearly rises from a weaker to a stronger strength.
 
     ``unmeasured`` says why no output could be measured at all (the checks above fail
     or skip for that reason too)."""
-    judged = [m for m in JUDGED if any(row.get(m) is not None for _, row in table)]
+    present = [m for m in judged if any(row.get(m) is not None for _, row in table)]
     tol = f"tolerance {ORDER_TOLERANCE:.0%} of the weaker strength's mean"
     if len(table) < 2:
         return Check("strength order", SKIP, "only one strength: nothing to order")
-    if unmeasured or not judged:
-        return Check("strength order", SKIP, unmeasured or _unjudged_reason(table))
-    bad = order_violations(table)
+    if unmeasured or not present:
+        return Check("strength order", SKIP, unmeasured or _unjudged_reason(table, judged))
+    bad = order_violations(table, {m: judged[m] for m in present})
     if bad:
         (metric, (weak, qw, strong, qs)), *others = bad.items()
         also = f" (also {', '.join(m for m, _ in others)})" if others else ""
         return Check("strength order", FAIL,
                      f"quality rises with strength: {metric} {_fmt(qw)} at {weak!r} -> {_fmt(qs)} at {strong!r}"
                      f"{also}; {tol}; list strengths weak -> strong")
-    return Check("strength order", PASS, f"quality ({', '.join(judged)}) does not rise from weak to strong ({tol})")
+    return Check("strength order", PASS, f"quality ({', '.join(present)}) does not rise from weak to strong ({tol})")
 
 
 # --- putting it together ------------------------------------------------------------------
@@ -351,16 +355,18 @@ def _unmeasured(outcomes: list[Outcome], kind: Modality) -> str | None:
 def check_attack(name: str, samples: int = 2, seed: int = 0) -> PluginReport:
     """Run every check on ``samples`` bundled samples; raises RegistryError for a bad name."""
     spec = registry.get_attack(name)
-    kind = modality(spec.modality)
-    items = builtin_samples(spec.modality, samples)
+    kind = registry.get_modality(spec.modality)
+    items = builtin_samples(kind, samples)
     outcomes = [run_one(spec, kind, sample_id, item, i, seed)
                 for sample_id, item in items for i in range(len(spec.strengths))]
-    table = mean_quality(outcomes, spec.strengths)
+    table = mean_quality(outcomes, spec.strengths, [m.name for m in kind.metrics])
+    judged = judged_metrics(kind)
     checks = [check_runs(outcomes), check_deterministic(outcomes), check_input_untouched(outcomes),
               check_output_type(outcomes, kind), check_empty_input(spec, kind, seed),
-              check_strength_order(table, _unmeasured(outcomes, kind))]
+              check_strength_order(table, judged, _unmeasured(outcomes, kind))]
+    sample_kind = builtin_kind(kind)
     return PluginReport(spec=spec, samples=[s for s, _ in items], seed=seed, quality_table=table,
-                        checks=checks)
+                        checks=checks, judged=tuple(judged), source=sample_kind.builtin if sample_kind else "none")
 
 
 def _fmt(value: float | None) -> str:
@@ -371,8 +377,9 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def _quality_lines(table: list[tuple[Any, dict[str, float | None]]]) -> list[str]:
-    metrics = sorted({m for _, row in table for m, v in row.items() if v is not None}, key=_metric_order)
+def _quality_lines(table: list[tuple[Any, dict[str, float | None]]], judged: Sequence[str]) -> list[str]:
+    present = {m for _, row in table for m, v in row.items() if v is not None}
+    metrics = [m for _, row in table[:1] for m in row if m in present] or sorted(present)
     if not metrics:
         return ["quality: not measured (see the strength order check)"]
     header = ["strength", *metrics]
@@ -383,7 +390,7 @@ def _quality_lines(table: list[tuple[Any, dict[str, float | None]]]) -> list[str
     for r in [header, *rows]:
         lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    unjudged = [m for m in metrics if m not in JUDGED]
+    unjudged = [m for m in metrics if m not in judged]
     if unjudged:
         lines.append(f"  ({', '.join(unjudged)}: shown, not used for the order check)")
     return lines
@@ -392,10 +399,9 @@ def _quality_lines(table: list[tuple[Any, dict[str, float | None]]]) -> list[str
 def format_report(report: PluginReport) -> str:
     """What a user reads: the attack, its quality table, one line per check, a summary."""
     spec = report.spec
-    source = "builtin:images" if spec.modality == "image" else "builtin:texts"
     lines = [f"attack {spec.name} ({spec.modality}) from {spec.source}",
-             f"samples: {', '.join(report.samples)} ({source}), seed {report.seed}", "",
-             *_quality_lines(report.quality_table), ""]
+             f"samples: {', '.join(report.samples)} ({report.source}), seed {report.seed}", "",
+             *_quality_lines(report.quality_table, report.judged), ""]
     width = max(len(c.name) for c in report.checks)
     lines += [f"{c.status}  {c.name.ljust(width)}  {c.reason}" for c in report.checks]
     failed = [c.name for c in report.checks if c.status == FAIL]

@@ -1,10 +1,17 @@
-"""One registry for watermarking methods and attacks, filled from three places.
+"""One registry for modalities, watermarking methods and attacks, filled from three places.
 
-1. Installed packages, through the entry-point groups ``wmbench.attacks`` and
-   ``wmbench.watermarkers`` (wmbench's own built-ins are registered this way too).
+1. Installed packages, through the entry-point groups ``wmbench.modalities``,
+   ``wmbench.watermarkers`` and ``wmbench.attacks`` (wmbench's own built-ins are
+   registered this way too). A modality entry point names a :class:`Modality`
+   object (or a function returning one); the others name modules whose decorators
+   register what they define.
 2. Plugin folders given with ``--plugins DIR`` or a suite's ``plugins = [...]``:
-   every ``*.py`` file in them is imported.
+   every ``*.py`` file in them is imported, and a module-level :class:`Modality`
+   in one is registered.
 3. Direct calls of :func:`wmbench.api.attack` / :func:`wmbench.api.watermarker`.
+
+The registry imports only the leaf module ``wmbench.types``: the decorators in
+``wmbench.api`` call into it, never the other way round.
 
 A plugin that fails to import is reported by name in a warning and skipped; it never
 takes other plugins down. Two different registrations under one name are an error,
@@ -24,18 +31,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from wmbench.api import AttackSpec, Watermarker
 from wmbench.errors import WmbenchError
+from wmbench.types import AttackSpec, Modality, Watermarker
 
 ATTACK_GROUP = "wmbench.attacks"
 METHOD_GROUP = "wmbench.watermarkers"
+MODALITY_GROUP = "wmbench.modalities"
 
+_modalities: dict[str, Modality] = {}
 _attacks: dict[str, AttackSpec] = {}
 _methods: dict[str, type[Watermarker]] = {}
 _method_sources: dict[str, str] = {}
 _loading_source: list[str] = []
 _loaded_entry_points = False
 _loaded_folders: set[Path] = set()
+_plugin_files: list[Path] = []  # every plugin-folder file imported, for the run manifest
+_distributions: dict[str, str] = {}  # installed distributions that registered something -> version
 
 
 class PluginWarning(UserWarning):
@@ -59,14 +70,27 @@ def _current_source(default: str) -> str:
     return _loading_source[-1] if _loading_source else default
 
 
-def register_attack(spec: AttackSpec) -> None:
+def register_modality(modality: Modality) -> Modality:
+    if not isinstance(modality, Modality):
+        raise RegistryError(f"a modality plugin must provide a wmbench.api.Modality, got {type(modality).__name__}")
+    modality = replace(modality, source=modality.source or _current_source(modality.name))
+    _claim("modality", modality.name, modality.source, _modalities.get(modality.name))
+    _modalities[modality.name] = modality
+    return modality
+
+
+def register_attack(spec: AttackSpec) -> AttackSpec:
     spec = replace(spec, source=spec.source or _current_source(getattr(spec.apply, "__module__", "?")))
-    existing = _attacks.get(spec.name)
-    if existing is not None and existing.source != spec.source:
-        raise RegistryError(
-            f"attack {spec.name!r} is registered twice: by {existing.source} and by {spec.source}"
-        )
+    _claim("attack", spec.name, spec.source, _attacks.get(spec.name))
     _attacks[spec.name] = spec
+    return spec
+
+
+def _claim(kind: str, name: str, source: str, existing: Any) -> None:
+    """One name, one plugin: a second registration from elsewhere is an error naming both
+    (the same source registering again, e.g. a module imported twice, is fine)."""
+    if existing is not None and existing.source != source:
+        raise RegistryError(f"{kind} {name!r} is registered twice: by {existing.source} and by {source}")
 
 
 def register_method(cls: type[Watermarker]) -> None:
@@ -84,12 +108,17 @@ def _load_entry_points() -> None:
     if _loaded_entry_points:
         return
     _loaded_entry_points = True
-    for group in (METHOD_GROUP, ATTACK_GROUP):
+    for group in (MODALITY_GROUP, METHOD_GROUP, ATTACK_GROUP):
         for ep in importlib.metadata.entry_points(group=group):
             dist = ep.dist.name if ep.dist is not None else "?"
+            if ep.dist is not None:
+                _distributions[dist] = ep.dist.version
             with _source(f"{dist}:{ep.value}"):
                 try:
-                    ep.load()
+                    loaded = ep.load()
+                    if group == MODALITY_GROUP:
+                        register_modality(loaded() if callable(loaded) and not isinstance(loaded, Modality)
+                                          else loaded)
                 except RegistryError:
                     raise
                 except Exception as exc:  # a broken plugin is a warning, not a crash
@@ -116,6 +145,7 @@ def load_plugin_folder(folder: str | Path) -> list[str]:
             continue
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         module_name = f"wmbench_plugin_{path.stem}_{digest}"
+        _plugin_files.append(path)
         with _source(str(path)):
             try:
                 spec = importlib.util.spec_from_file_location(module_name, path)
@@ -123,6 +153,9 @@ def load_plugin_folder(folder: str | Path) -> list[str]:
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[module_name] = module
                 spec.loader.exec_module(module)
+                for value in list(vars(module).values()):
+                    if isinstance(value, Modality):
+                        register_modality(value)
             except RegistryError:
                 raise
             except Exception as exc:
@@ -134,6 +167,29 @@ def load_plugin_folder(folder: str | Path) -> list[str]:
                     stacklevel=2,
                 )
     return failed
+
+
+def plugin_files() -> list[Path]:
+    """Plugin-folder files imported so far (those that failed too: they were tried)."""
+    return list(_plugin_files)
+
+
+def plugin_distributions() -> dict[str, str]:
+    """Installed distributions that provide entry points, with their versions."""
+    _load_entry_points()
+    return dict(sorted(_distributions.items()))
+
+
+def modalities() -> dict[str, Modality]:
+    _load_entry_points()
+    return dict(sorted(_modalities.items()))
+
+
+def get_modality(name: str) -> Modality:
+    known = modalities()
+    if name not in known:
+        raise RegistryError(f"unknown modality {name!r}; valid: {', '.join(known) or 'none registered'}")
+    return known[name]
 
 
 def attacks() -> dict[str, AttackSpec]:

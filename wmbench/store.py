@@ -11,19 +11,33 @@ import json
 import math
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from wmbench.errors import WmbenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: quality metrics in one JSON column, explicit roles, the run manifest
 DB_NAME = "results.sqlite"
+
+# What a cell's item is to the statistics: a marked item (its detections give the TPR)
+# or a negative from one of two pools (they give the measured FPR). A *twin* is the
+# unmarked counterpart of a marked item: the clean original for a mark added to an
+# item, the unmarked generation (same prompt, same draws) for a generation mark. An
+# *unpaired* negative is a sample the method only ever sees unmarked (a human text
+# checked by a generation mark).
+POSITIVE, TWIN, UNPAIRED = "positive", "twin", "unpaired"
+ROLES = (POSITIVE, TWIN, UNPAIRED)
+
+# Columns of the first schema that now live in ``metrics``: read back from old stores.
+_LEGACY_METRICS = ("psnr", "ssim", "perplexity", "similarity")
 
 
 @dataclass
 class Record:
-    """One cell's outcome. ``marked`` is False for the unmarked negatives."""
+    """One cell's outcome. ``marked`` is False for the unmarked negatives; ``role`` says
+    which pool a negative belongs to. ``metrics`` holds the modality's declared quality
+    metrics (None: not measured, with the reason in ``extra["<name>_missing"]``)."""
 
     cell_key: str
     sample: str
@@ -39,23 +53,27 @@ class Record:
     detected: bool | None = None
     bits_matched: int | None = None
     bits_total: int | None = None
-    psnr: float | None = None  # images: detected item vs clean original (dB)
-    ssim: float | None = None
-    perplexity: float | None = None  # text: of the detected item under the reference LM
-    similarity: float | None = None  # text: semantic similarity, attacked vs unattacked
-    tokens: int | None = None  # text: tokens the detector scored
+    tokens: int | None = None  # units the detector scored (text: tokens), when it says
     seconds: float | None = None
     error: str | None = None
     skipped: str | None = None  # why the cell could not run here (the attack raised SkipCell)
     extra: dict[str, Any] | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    role: str = ""  # POSITIVE, TWIN or UNPAIRED; "" only while a job is being built
+
+    def __post_init__(self) -> None:
+        if not self.role:
+            self.role = POSITIVE if self.marked else TWIN
+
+    def metric(self, name: str) -> float | None:
+        return self.metrics.get(name)
 
 
 _COLUMNS = [f.name for f in fields(Record)]
 _SQL_TYPES = {
     "cell_key": "TEXT PRIMARY KEY", "strength_index": "INTEGER", "marked": "INTEGER",
     "score": "REAL", "p_value": "REAL", "detected": "INTEGER", "bits_matched": "INTEGER",
-    "bits_total": "INTEGER", "psnr": "REAL", "ssim": "REAL", "perplexity": "REAL", "similarity": "REAL",
-    "tokens": "INTEGER", "seconds": "REAL",
+    "bits_total": "INTEGER", "tokens": "INTEGER", "seconds": "REAL",
 }
 
 
@@ -89,7 +107,8 @@ class Store:
                 )
 
     def _add_missing_columns(self) -> None:
-        """Stores written by an older wmbench lack newer (optional) columns: add them empty."""
+        """Stores written by an older wmbench lack newer columns: add them, and move the
+        first schema's metric columns into ``metrics`` and derive each cell's role."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(cells)")}
         if not have:
             return  # a new store: created below
@@ -97,6 +116,19 @@ class Store:
             for column in _COLUMNS:
                 if column not in have:
                     self.db.execute(f"ALTER TABLE cells ADD COLUMN {column} {_SQL_TYPES.get(column, 'TEXT')}")
+            legacy = [c for c in _LEGACY_METRICS if c in have]
+            if legacy:
+                # JSON has no infinity (identical images: PSNR = inf): stored as "inf", as json_safe does
+                pairs = ", ".join(f"'{c}', CASE WHEN {c} > 1e308 THEN 'inf' WHEN {c} < -1e308 THEN '-inf' "
+                                  f"ELSE {c} END" for c in legacy)
+                self.db.execute(f"UPDATE cells SET metrics = json_object({pairs}) WHERE metrics IS NULL")
+            if "role" not in have:
+                # the planner gives a sample marked cells under a method iff it can mark it
+                self.db.execute(f"""UPDATE cells SET role = CASE
+                    WHEN marked THEN '{POSITIVE}'
+                    WHEN EXISTS (SELECT 1 FROM cells c2 WHERE c2.method = cells.method
+                                 AND c2.sample = cells.sample AND c2.marked) THEN '{TWIN}'
+                    ELSE '{UNPAIRED}' END""")
 
     def close(self) -> None:
         self.db.close()
@@ -117,6 +149,13 @@ class Store:
 
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT name, value FROM meta")}
+
+    def set_manifest(self, manifest: dict[str, Any]) -> None:
+        """The resolved plan of the run (see :mod:`wmbench.manifest`): what the report reads."""
+        self.set_meta({"manifest": manifest})
+
+    def manifest(self) -> dict[str, Any] | None:
+        return self.meta().get("manifest")
 
     # -- cells ----------------------------------------------------------------
     def done_keys(self) -> set[str]:
@@ -152,6 +191,7 @@ def _to_row(r: Record) -> tuple:
     d = asdict(r)
     d["strength"] = json.dumps(d["strength"])
     d["extra"] = json.dumps(d["extra"]) if d["extra"] else None
+    d["metrics"] = json.dumps({k: json_safe(v) for k, v in d["metrics"].items()}) if d["metrics"] else None
     for b in ("marked", "detected"):
         d[b] = None if d[b] is None else int(d[b])
     return tuple(d[c] for c in _COLUMNS)
@@ -161,9 +201,17 @@ def _from_row(row: tuple) -> Record:
     d = dict(zip(_COLUMNS, row))
     d["strength"] = json.loads(d["strength"])
     d["extra"] = json.loads(d["extra"]) if d["extra"] else None
+    d["metrics"] = {k: _from_json_number(v) for k, v in json.loads(d["metrics"]).items()} if d["metrics"] else {}
     d["marked"] = bool(d["marked"])
     d["detected"] = None if d["detected"] is None else bool(d["detected"])
     return Record(**d)
+
+
+def _from_json_number(value: Any) -> float | None:
+    """Undo :func:`json_safe` for a metric: "inf" back to infinity."""
+    if isinstance(value, str):
+        return float(value)
+    return None if value is None else float(value)
 
 
 def json_safe(value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from wmbench import registry
 from wmbench.errors import SuiteError
+from wmbench.types import SampleKind
 
 BUILTIN_SUITE = "default"
 
@@ -65,36 +66,22 @@ class AttackConfig:
 
 
 @dataclass(frozen=True)
-class TextSettings:
-    """The ``[text]`` table: which LM generates and scores perplexity, how long texts are.
-
-    Generation marks take these as defaults for their ``lm``/``max_new_tokens``
-    parameters (a method's own table still wins); the perplexity column always uses
-    ``lm``, so every text cell of a run is scored by the same model.
-    """
-
-    lm: str = "ngram"  # "ngram", "gemma3-270m" or an absolute transformers folder
-    max_new_tokens: int | None = None  # None: each method's own default
-    # "all": perplexity of every text cell; "unattacked": of the clean marked and
-    # unmarked texts only (attacked cells say why), for LMs that score slowly
-    perplexity: str = "all"
-
-
-@dataclass(frozen=True)
 class Suite:
     name: str
     seed: int
     alpha: float
-    image_sources: tuple[str, ...]
-    text_sources: tuple[str, ...]
-    prompt_sources: tuple[str, ...]
+    sources: dict[str, tuple[str, ...]]  # [samples] field ("images", "prompts", ...) -> its entries
     methods: tuple[MethodConfig, ...]
     attacks: tuple[AttackConfig, ...]
     plugins: tuple[Path, ...]
     text: str  # the suite file as written, stored with the run for reproducibility
     path: str  # where it came from ("builtin:default" for the built-in suite)
     base_dir: Path = field(default=Path("."))
-    text_settings: TextSettings = field(default_factory=TextSettings)
+    # modality name -> its parsed settings table ([text]: lm, max_new_tokens, perplexity)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def settings_of(self, modality: str) -> dict[str, Any]:
+        return self.settings.get(modality, {})
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
@@ -145,7 +132,6 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
     def at(field_name: str) -> str:
         return f"{label}: {field_name}"
 
-    _check_keys(data, {"suite", "samples", "methods", "attacks", "plugins", "text"}, at("top level"))
     head = _expect(data.get("suite", {}), dict, at("[suite]"), "a table")
     _check_keys(head, {"name", "seed", "alpha"}, at("[suite]"))
     name = _expect(head.get("name", Path(label).stem), str, at("suite.name"), "a string")
@@ -167,12 +153,17 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
         except FileNotFoundError as exc:
             raise SuiteError(f"{label}: {exc}") from None
 
+    tables = {m.settings.name: m for m in registry.modalities().values() if m.settings is not None}
+    _check_keys(data, {"suite", "samples", "methods", "attacks", "plugins", *tables}, at("top level"))
+    kinds = {kind.field: (m.name, kind) for m in registry.modalities().values() for kind in m.sample_kinds}
     samples = _expect(data.get("samples", {}), dict, at("[samples]"), "a table")
-    _check_keys(samples, set(_SAMPLE_KINDS), at("[samples]"))
-    sources = {kind: _parse_sources(samples, kind, base_dir, at) for kind in _SAMPLE_KINDS}
+    _check_keys(samples, set(kinds), at("[samples]"))
+    sources = {name: _parse_sources(samples, kind, base_dir, at) for name, (_, kind) in kinds.items()}
 
-    text_settings = _parse_text(data.get("text", {}), base_dir, at)
-    methods = tuple(_parse_method(m, at(f"methods[{i}]"), text_settings, base_dir) for i, m in
+    settings = {m.name: m.settings.parse(_expect(data.get(name, {}), dict, at(f"[{name}]"), "a table"), base_dir,
+                                         at(name))
+                for name, m in tables.items()}
+    methods = tuple(_parse_method(m, at(f"methods[{i}]"), settings, base_dir) for i, m in
                     enumerate(_expect(data.get("methods", []), list, at("methods"), "an array of tables")))
     if not methods:
         raise SuiteError(f"{at('methods')}: the suite names no method; add a [[methods]] table")
@@ -200,60 +191,31 @@ def parse_suite(text: str, label: str, base_dir: Path, extra_plugins: tuple[Path
                 raise SuiteError(f"{at(f'methods[{i}].attacks[{j}]')}: {lab!r} is not an attack of this suite; "
                                  f"valid: {', '.join(labels)}")
     modalities = {registry.get_method(m.name).modality for m in methods}
-    for kind, modality in _SAMPLE_KINDS.items():
-        if sources[kind] and modality not in modalities:
-            raise SuiteError(f"{at('methods')}: the suite has {kind} samples but no {modality} method")
+    for field_name, (modality, _) in kinds.items():
+        if sources[field_name] and modality not in modalities:
+            raise SuiteError(f"{at('methods')}: the suite has {field_name} samples but no {modality} method")
 
     return Suite(
-        name=name, seed=seed, alpha=float(alpha), image_sources=sources["images"],
-        text_sources=sources["texts"], prompt_sources=sources["prompts"], methods=methods,
-        attacks=attacks, plugins=tuple(plugin_paths), text=text, path=label, base_dir=base_dir,
-        text_settings=text_settings,
+        name=name, seed=seed, alpha=float(alpha), sources={k: v for k, v in sources.items() if v},
+        methods=methods, attacks=attacks, plugins=tuple(plugin_paths), text=text, path=label, base_dir=base_dir,
+        settings=settings,
     )
 
 
-def _parse_text(table: Any, base_dir: Path, at: Any) -> TextSettings:
-    from wmbench.modalities.text.lm import LMError, check_lm_spec
-
-    _expect(table, dict, at("[text]"), "a table")
-    _check_keys(table, {"lm", "max_new_tokens", "perplexity"}, at("[text]"))
-    lm = _expect(table.get("lm", "ngram"), str, at("text.lm"), "\"ngram\", \"gemma3-270m\" or a model folder")
-    try:
-        lm = check_lm_spec(lm, base_dir)
-    except LMError as exc:
-        raise SuiteError(f"{at('text.lm')}: {exc}") from None
-    max_new = table.get("max_new_tokens")
-    if max_new is not None:
-        _expect(max_new, int, at("text.max_new_tokens"), "a positive integer")
-        if max_new < 1:
-            raise SuiteError(f"{at('text.max_new_tokens')}: must be at least 1, got {max_new}")
-    perplexity = _expect(table.get("perplexity", "all"), str, at("text.perplexity"), '"all" or "unattacked"')
-    if perplexity not in PERPLEXITY_SCOPES:
-        raise SuiteError(f"{at('text.perplexity')}: must be \"all\" or \"unattacked\", got {perplexity!r}")
-    return TextSettings(lm=lm, max_new_tokens=max_new, perplexity=perplexity)
-
-
-PERPLEXITY_SCOPES = ("all", "unattacked")
-
-
-_SAMPLE_KINDS = {"images": "image", "texts": "text", "prompts": "text"}
-_BUILTINS = {"images": "builtin:images", "texts": "builtin:texts", "prompts": "builtin:prompts"}
-
-
-def _parse_sources(samples: dict[str, Any], kind: str, base_dir: Path, at: Any) -> tuple[str, ...]:
-    entries = _expect(samples.get(kind, []), list, at(f"samples.{kind}"), "a list")
+def _parse_sources(samples: dict[str, Any], kind: SampleKind, base_dir: Path, at: Any) -> tuple[str, ...]:
+    entries = _expect(samples.get(kind.field, []), list, at(f"samples.{kind.field}"), "a list")
     for i, source in enumerate(entries):
-        where = at(f"samples.{kind}[{i}]")
+        where = at(f"samples.{kind.field}[{i}]")
         _expect(source, str, where, "a string")
         if source.startswith("builtin:"):
-            if source != _BUILTINS[kind]:
-                raise SuiteError(f"{where}: unknown built-in {source!r}; valid: {_BUILTINS[kind]}")
+            if source != kind.builtin:
+                raise SuiteError(f"{where}: unknown built-in {source!r}; valid: {kind.builtin or 'none'}")
         elif not (base_dir / source).exists():
             raise SuiteError(f"{where}: folder or file not found: {base_dir / source}")
     return tuple(entries)
 
 
-def _parse_method(table: Any, where: str, text: TextSettings = TextSettings(),
+def _parse_method(table: Any, where: str, settings: dict[str, dict[str, Any]],
                   base_dir: Path = Path(".")) -> MethodConfig:
     _expect(table, dict, where, "a table")
     name = _expect(table.get("name"), str, f"{where}.name", "a method name")
@@ -263,18 +225,15 @@ def _parse_method(table: Any, where: str, text: TextSettings = TextSettings(),
         raise SuiteError(f"{where}.name: {exc}") from None
     _check_keys(table, {"name", "label", "key", "max_samples", "attacks", *cls.parameters}, where)
     params = []
-    inherited = {"lm": text.lm, "max_new_tokens": text.max_new_tokens}  # from [text]
+    modality = registry.get_modality(cls.modality)
+    own = settings.get(cls.modality, {})
+    inherited = {k: own.get(k) for k in (modality.settings.inherited if modality.settings else ())}
     for pname, default in sorted(cls.parameters.items()):
         if pname in table:
             kind = (int, float) if isinstance(default, float) else type(default)
             value = _expect(table[pname], kind, f"{where}.{pname}", f"a {type(default).__name__}")
-            if pname == "lm":
-                from wmbench.modalities.text.lm import LMError, check_lm_spec
-
-                try:
-                    value = check_lm_spec(value, base_dir)
-                except LMError as exc:
-                    raise SuiteError(f"{where}.lm: {exc}") from None
+            if pname in inherited and modality.settings is not None and modality.settings.resolve is not None:
+                value = modality.settings.resolve(pname, value, base_dir, f"{where}.{pname}")
             params.append((pname, value))
         elif inherited.get(pname) is not None and inherited[pname] != default:
             params.append((pname, inherited[pname]))

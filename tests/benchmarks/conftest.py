@@ -50,7 +50,7 @@ from wmbench.executors.local import threads_per_worker
 from wmbench.modalities.image import quality
 from wmbench.modalities.image.methods import payload_bits
 from wmbench.runner import RunSummary, run_suite
-from wmbench.samples import BUILTIN_IMAGES, skimage_data_dir
+from wmbench.modalities.image.io import BUILTIN_IMAGES, skimage_data_dir
 from wmbench.store import Store
 from wmbench.suite import parse_suite
 
@@ -166,7 +166,8 @@ def bench_outcomes(run_dir: Path) -> Outcomes:
         records = list(store.records())
     errors = [f"{r.sample}/{r.attack}/{r.strength}: {r.error}" for r in records if r.error]
     assert not errors, errors[:3]
-    return {(r.sample, r.attack, r.strength_index, r.marked): (r.bits_matched, r.psnr, r.ssim) for r in records}
+    return {(r.sample, r.attack, r.strength_index, r.marked): (r.bits_matched, r.metric("psnr"), r.metric("ssim"))
+            for r in records}
 
 
 def first_result_seconds(run_dir: Path) -> float:
@@ -219,7 +220,7 @@ def _bare_loop(workload: Workload) -> Outcomes:
         for label, strengths, apply in attacks:
             for index, strength in enumerate(strengths):
                 for is_marked, image in ((True, marked), (False, original)):
-                    rng = np.random.default_rng(attack_seed(workload.seed, sample, label, index))
+                    rng = np.random.default_rng(attack_seed(workload.seed, sample.id, label, index))
                     out[(sample.id, label, index, is_marked)] = measure(apply(image, strength, rng), original)
     return out
 

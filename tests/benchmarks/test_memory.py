@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from wmbench.samples import discover_texts
+from wmbench.modalities.text.io import discover_texts
 
 RATIO_GOAL = 1.15
 STRENGTHS = 10  # per attack row

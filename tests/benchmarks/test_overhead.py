@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from wmbench import registry
-from wmbench.samples import load_image
+from wmbench.modalities.image.io import load_image
 
 METHODS = ("dwtDctSvd", "dwtDct")
 OVERHEAD_GOAL = 0.05  # bench_time / bare_time - 1

@@ -14,17 +14,15 @@ Two rules shape this module:
   (TPR), unmarked ones the *measured* false-positive rate (FPR), which should sit
   near alpha if the method's p-values are honest.
 
-Unmarked cells come in two pools. A *paired* negative is the unmarked twin of a
-marked item: the clean original for a mark added to an existing item, the unmarked
-generation (same prompt, same sampling draws) for a generation mark. An *unpaired*
-negative is a sample the method only ever saw unmarked: a human text that a
-generation mark checks as an extra negative. The records carry no role field, but
-the rule is exact: the planner gives a sample marked cells under a method iff it
-can mark it, so a sample with no marked cell under a method is an unpaired one.
+Unmarked cells come in two pools, named by each record's ``role``. A *twin* is the
+unmarked counterpart of a marked item: the clean original for a mark added to an
+existing item, the unmarked generation (same prompt, same sampling draws) for a
+generation mark. An *unpaired* negative is a sample the method only ever saw
+unmarked: a human text that a generation mark checks as an extra negative.
 
-Quality columns depend on the modality: images fill ``psnr``/``ssim``/``bits``,
-text fills ``perplexity``/``similarity``/``tokens``; the others stay None and the
-report hides a column that has no value.
+Quality metrics are whatever the modality declared (``Record.metrics``): every row
+carries the mean of each, over the marked items, the twins and the unpaired
+negatives apart; the report shows a column only where some row has a value.
 """
 
 from __future__ import annotations
@@ -32,19 +30,39 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 from wmbench.stats import Rate, rate
-from wmbench.store import Record
+from wmbench.store import POSITIVE, TWIN, UNPAIRED, Record
 
 NONE_ATTACK = "none"
-PREFIX_ATTACK = "truncate"  # its rows are detections on text prefixes: they give "tokens needed"
 NO_P_VALUE = "no p-value recorded"
 
 GroupKey = tuple[str, str, str, int]  # modality, method, attack, strength_index
 MethodKey = tuple[str, str]  # modality, method
 DETECTOR_SETTINGS = ("gamma", "thesaurus")  # detection ``extra`` entries shown as method settings
+
+
+@dataclass(frozen=True)
+class MetricMeans:
+    """Mean of one quality metric over the usable cells of each role (None: no value)."""
+
+    marked: float | None = None
+    twin: float | None = None  # the unmarked twins: the attack's damage alone
+    unpaired: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.marked, self.twin, self.unpaired))
+
+
+def metric_means(cells: Sequence[Record]) -> dict[str, MetricMeans]:
+    names = list(dict.fromkeys(name for r in cells for name in r.metrics))
+    by_role = {role: [r for r in cells if r.role == role] for role in (POSITIVE, TWIN, UNPAIRED)}
+    return {name: MetricMeans(*(finite_mean(r.metrics.get(name) for r in by_role[role])
+                                for role in (POSITIVE, TWIN, UNPAIRED)))
+            for name in names}
 
 
 @dataclass(frozen=True)
@@ -62,21 +80,16 @@ class Row:
     fpr_unpaired: Rate  # ... among the unpaired negatives (human texts of a generation mark); n = 0 if none
     errors: int  # failed cells, marked and unmarked
     refused: int  # marked cells the detector could not read (counted as not detected, p = 1)
-    mean_psnr: float | None  # marked item vs clean original: embedding + attack damage
-    mean_ssim: float | None
-    mean_psnr_unmarked: float | None  # unmarked item vs original: the attack's damage alone
     mean_bits: float | None  # mean payload bits matched on marked items
     bits_total: int | None
-    # Text quality.
-    mean_perplexity: float | None = None  # marked items, under the reference LM
-    mean_perplexity_unmarked: float | None = None  # paired negatives (unmarked generation / original)
-    mean_perplexity_unpaired: float | None = None  # unpaired negatives (human texts of a generation mark)
-    mean_similarity: float | None = None  # marked items vs their reference
-    mean_similarity_unmarked: float | None = None  # paired negatives vs their reference: the attack alone
+    metrics: dict[str, MetricMeans] = field(default_factory=dict)  # the modality's declared metrics
     mean_tokens: float | None = None  # tokens the detector scored, marked items
     mean_substitutable: float | None = None  # words the detector could score (lexical), marked items
     mean_words: float | None = None  # all words, marked items (lexical)
     skipped: int = 0  # cells the attack could not run here (SkipCell), marked and unmarked
+
+    def metric(self, name: str) -> MetricMeans:
+        return self.metrics.get(name, _NO_MEANS)
 
     @property
     def n_pos(self) -> int:
@@ -101,18 +114,13 @@ class MethodSummary:
     keys: int
     cells: int
     errors: int
-    embed_psnr: float | None  # mean over marked "none" cells
-    embed_ssim: float | None
     embed_seconds: float | None
     clean_tpr: Rate
     clean_fpr: Rate  # both negative pools
     clean_fpr_paired: Rate  # paired negatives only (== clean_fpr without unpaired ones)
     clean_fpr_unpaired: Rate  # unpaired negatives only; n = 0 if none
     unpaired_samples: int = 0  # samples seen only unmarked: human texts under a generation mark
-    embed_perplexity: float | None = None  # marked items, no attack
-    clean_perplexity_unmarked: float | None = None  # paired negatives, no attack
-    clean_perplexity_unpaired: float | None = None  # unpaired negatives, no attack
-    embed_similarity: float | None = None  # marked items vs their reference, no attack
+    clean_metrics: dict[str, MetricMeans] = field(default_factory=dict)  # no attack: what marking costs
     clean_tokens: float | None = None  # tokens scored on marked items, no attack
     settings: tuple[tuple[str, str], ...] = ()  # detector settings reported in ``extra`` (gamma, ...)
     skipped: int = 0  # cells the attack could not run here (SkipCell)
@@ -127,12 +135,18 @@ class MethodSummary:
     def paired_samples(self) -> int:
         return self.samples - self.unpaired_samples
 
-    @property
-    def perplexity_ratio(self) -> float | None:
-        """Marking cost in fluency: perplexity of marked over unmarked (paired) items, no attack."""
-        if self.embed_perplexity is None or not self.clean_perplexity_unmarked:
+    def clean_metric(self, name: str) -> MetricMeans:
+        return self.clean_metrics.get(name, _NO_MEANS)
+
+    def ratio(self, name: str) -> float | None:
+        """Marking cost on a metric measured on the item alone: marked over twin, no attack."""
+        means = self.clean_metric(name)
+        if means.marked is None or not means.twin:
             return None
-        return self.embed_perplexity / self.clean_perplexity_unmarked
+        return means.marked / means.twin
+
+
+_NO_MEANS = MetricMeans()
 
 
 @dataclass(frozen=True)
@@ -155,14 +169,18 @@ class TokensNeeded:
         return f"{self.median:g} ({self.reached}/{self.samples})"
 
 
-def tokens_needed(cells: Iterable[Record], alpha: float) -> TokensNeeded | None:
-    """Tokens needed for p < alpha, or None when the run has no prefix sweep."""
+def tokens_needed(cells: Iterable[Record], alpha: float, prefix_attacks: Collection[str]) -> TokensNeeded | None:
+    """Tokens needed for p < alpha, or None when the run has no prefix sweep.
+
+    ``prefix_attacks``: labels of the attacks tagged ``prefix`` (their cells are
+    detections on prefixes of the marked item, e.g. the truncate sweep)."""
     by_sample: dict[str, list[Record]] = {}
     has_prefixes = False
     for r in cells:
-        if r.marked and failure(r) is None and r.attack in (PREFIX_ATTACK, NONE_ATTACK) and r.tokens is not None:
+        if (r.marked and failure(r) is None and (r.attack in prefix_attacks or r.attack == NONE_ATTACK)
+                and r.tokens is not None):
             by_sample.setdefault(r.sample, []).append(r)
-            has_prefixes |= r.attack == PREFIX_ATTACK
+            has_prefixes |= r.attack in prefix_attacks
     if not has_prefixes:
         return None
     needed = []
@@ -230,33 +248,15 @@ def fpr_exceeds_alpha(fpr: Rate, alpha: float) -> bool:
 
 def summarize(records: Iterable[Record], alpha: float, interval: str = "wilson") -> list[Row]:
     """One Row per setting, ordered by method, attack (first seen, "none" first), strength."""
-    records = list(records)
-    paired = paired_samples(records)
     groups = _group(records, lambda r: (r.modality, r.method, r.attack, r.strength_index))
-    return [_row(key, cells, alpha, interval, paired[key[:2]]) for key, cells in _ordered(groups)]
+    return [_row(key, cells, alpha, interval) for key, cells in _ordered(groups)]
 
 
-def summarize_methods(records: Iterable[Record], alpha: float, interval: str = "wilson") -> list[MethodSummary]:
+def summarize_methods(records: Iterable[Record], alpha: float, interval: str = "wilson",
+                      prefix_attacks: Collection[str] = ()) -> list[MethodSummary]:
     """One MethodSummary per (modality, method), in first-seen order."""
-    records = list(records)
-    paired = paired_samples(records)
     groups = _group(records, lambda r: (r.modality, r.method))
-    return [_method_summary(key, cells, alpha, interval, paired[key]) for key, cells in groups.items()]
-
-
-def paired_samples(records: Iterable[Record]) -> dict[MethodKey, set[str]]:
-    """Per method, the samples that have a marked cell (failed or not): the rest are unpaired.
-
-    Exact rather than guessed from sample ids: the planner gives a sample marked cells
-    under a method iff the method can mark it, and stores a job's cells together, so
-    a prompt never shows up with unmarked cells only.
-    """
-    out: dict[MethodKey, set[str]] = {}
-    for r in records:
-        mine = out.setdefault((r.modality, r.method), set())
-        if r.marked:
-            mine.add(r.sample)
-    return out
+    return [_method_summary(key, cells, alpha, interval, prefix_attacks) for key, cells in groups.items()]
 
 
 def failures(records: Iterable[Record]) -> list[FailureGroup]:
@@ -321,9 +321,9 @@ def _detection_rate(ok: Sequence[Record], alpha: float, interval: str) -> Rate:
     return rate(sum(is_detected(r, alpha) for r in ok), len(ok), interval)
 
 
-def _pools(neg: Sequence[Record], paired: set[str]) -> tuple[list[Record], list[Record]]:
-    """Usable negatives split into (paired twins, unpaired negatives-only samples)."""
-    return [r for r in neg if r.sample in paired], [r for r in neg if r.sample not in paired]
+def _pools(neg: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+    """Usable negatives split into (twins, unpaired negatives-only samples)."""
+    return [r for r in neg if r.role != UNPAIRED], [r for r in neg if r.role == UNPAIRED]
 
 
 def _extra_number(record: Record, name: str) -> float | None:
@@ -331,11 +331,11 @@ def _extra_number(record: Record, name: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str, paired: set[str]) -> Row:
+def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str) -> Row:
     modality, method, attack, index = key
     pos, pos_errors = _split(cells, marked=True)
     neg, neg_errors = _split(cells, marked=False)
-    twins, unpaired = _pools(neg, paired)
+    twins, unpaired = _pools(neg)
     with_bits = [r for r in pos if r.bits_matched is not None]
     totals = Counter(r.bits_total for r in with_bits if r.bits_total is not None)
     return Row(
@@ -345,18 +345,11 @@ def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str, paired
         fpr=_detection_rate(neg, alpha, interval),
         errors=pos_errors + neg_errors,
         refused=sum(1 for r in pos if (r.extra or {}).get("refused")),
-        mean_psnr=finite_mean(r.psnr for r in pos),
-        mean_ssim=finite_mean(r.ssim for r in pos),
-        mean_psnr_unmarked=finite_mean(r.psnr for r in neg),
+        metrics=metric_means(pos + neg),
         mean_bits=finite_mean(r.bits_matched for r in with_bits),
         bits_total=totals.most_common(1)[0][0] if totals else None,
         fpr_paired=_detection_rate(twins, alpha, interval),
         fpr_unpaired=_detection_rate(unpaired, alpha, interval),
-        mean_perplexity=finite_mean(r.perplexity for r in pos),
-        mean_perplexity_unmarked=finite_mean(r.perplexity for r in twins),
-        mean_perplexity_unpaired=finite_mean(r.perplexity for r in unpaired),
-        mean_similarity=finite_mean(r.similarity for r in pos),
-        mean_similarity_unmarked=finite_mean(r.similarity for r in twins),
         mean_tokens=finite_mean(r.tokens for r in pos),
         mean_substitutable=finite_mean(_extra_number(r, "substitutable") for r in pos),
         mean_words=finite_mean(_extra_number(r, "words") for r in pos),
@@ -365,14 +358,14 @@ def _row(key: GroupKey, cells: list[Record], alpha: float, interval: str, paired
 
 
 def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval: str,
-                    paired: set[str]) -> MethodSummary:
+                    prefix_attacks: Collection[str]) -> MethodSummary:
     modality, method = key
     clean = [r for r in cells if r.attack == NONE_ATTACK]
     pos, _ = _split(clean, marked=True)
     neg, _ = _split(clean, marked=False)
-    twins, unpaired = _pools(neg, paired)
+    twins, unpaired = _pools(neg)
     samples = {r.sample for r in cells}
-    unpaired_samples = len(samples - paired)
+    unpaired_samples = len({r.sample for r in cells if r.role == UNPAIRED})
     return MethodSummary(
         modality=modality, method=method,
         samples=len(samples),
@@ -380,21 +373,16 @@ def _method_summary(key: MethodKey, cells: list[Record], alpha: float, interval:
         cells=len(cells),
         errors=sum(failure(r) is not None and r.skipped is None for r in cells),
         skipped=sum(r.skipped is not None for r in cells),
-        embed_psnr=finite_mean(r.psnr for r in pos),
-        embed_ssim=finite_mean(r.ssim for r in pos),
         embed_seconds=finite_mean(_embed_seconds(r) for r in pos),
         clean_tpr=_detection_rate(pos, alpha, interval),
         clean_fpr=_detection_rate(neg, alpha, interval),
         unpaired_samples=unpaired_samples,
         clean_fpr_paired=_detection_rate(twins, alpha, interval),
         clean_fpr_unpaired=_detection_rate(unpaired, alpha, interval),
-        embed_perplexity=finite_mean(r.perplexity for r in pos),
-        clean_perplexity_unmarked=finite_mean(r.perplexity for r in twins),
-        clean_perplexity_unpaired=finite_mean(r.perplexity for r in unpaired),
-        embed_similarity=finite_mean(r.similarity for r in pos),
+        clean_metrics=metric_means(pos + neg),
         clean_tokens=finite_mean(r.tokens for r in pos),
         settings=_settings(cells),
-        tokens_needed=tokens_needed(cells, alpha) if modality == "text" else None,
+        tokens_needed=tokens_needed(cells, alpha, prefix_attacks),
     )
 
 

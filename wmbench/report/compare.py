@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from wmbench.report.aggregate import Row, summarize
+from wmbench.report.run import StoredRun
 from wmbench.report.verdict import Verdict, build_verdict
 from wmbench.stats import Rate
-from wmbench.store import Record
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,16 @@ class Comparison:
         return [r for r in self.rows if r.significant]
 
 
-def compare_runs(records: Sequence[Record], other: Sequence[Record], alpha: float, other_label: str,
-                 interval: str = "wilson") -> Comparison:
+def compare_runs(run: StoredRun, other: StoredRun, alpha: float, interval: str = "wilson") -> Comparison:
     def keyed(rows: Sequence[Row]) -> dict[tuple, Row]:
         return {(r.modality, r.method, r.attack, r.strength_index): r for r in rows}
 
-    here, there = keyed(summarize(records, alpha, interval)), keyed(summarize(other, alpha, interval))
+    here, there = keyed(summarize(run.records, alpha, interval)), keyed(summarize(other.records, alpha, interval))
     both = [k for k in here if k in there]
     rows = tuple(ComparedRow(k[0], k[1], k[2], here[k].strength, here[k].tpr, there[k].tpr) for k in both
                  if here[k].tpr.n and there[k].tpr.n)
-    return Comparison(other_label, rows, len(set(here) - set(there)), len(set(there) - set(here)),
-                      build_verdict([("", records)]), build_verdict([(other_label, other)]))
+    return Comparison(other.label, rows, len(set(here) - set(there)), len(set(there) - set(here)),
+                      build_verdict([run]), build_verdict([other]))
 
 
 __all__ = ["ComparedRow", "Comparison", "compare_runs"]

@@ -7,10 +7,10 @@ paid: the least quality loss at which the TPR at 1 % FPR falls below 0.5
 ("quality cost to erase"). Quality loss is the drop from the unattacked marked item:
 PSNR (dB) and SSIM for images, semantic similarity for text.
 
-Units differ between modalities, so the comparison between them rests on one
-declared convention: an erasure *at acceptable quality* is one where the attacked
-item still has PSNR >= 30 dB (images) or semantic similarity >= 0.8 to its reference
-(text). The share of attack families that erase a mark at acceptable quality is
+Units differ between modalities, so the comparison between them rests on what each
+modality declares: its damage metric (PSNR for images, semantic similarity for text)
+and that metric's *acceptable* level (30 dB, 0.8), both stored in the run manifest.
+An erasure *at acceptable quality* leaves the attacked item at or above that level. The share of attack families that erase a mark at acceptable quality is
 comparable across modalities; the sentences of the verdict are generated from those
 numbers, never written in advance.
 """
@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from wmbench.manifest import ModalityInfo
 from wmbench.report.aggregate import (
     NONE_ATTACK,
     MethodSummary,
@@ -30,25 +31,24 @@ from wmbench.report.aggregate import (
     summarize_methods,
     tokens_needed,
 )
+from wmbench.report.run import StoredRun
 from wmbench.stats import OperatingPoint, Rate, Roc, roc, tpr_at_fpr
-from wmbench.store import Record
+from wmbench.types import MetricSpec
 
 TARGET_FPR = 0.01
 ERASED_BELOW = 0.5  # TPR at 1 % FPR under this: the attack erased the mark
-ACCEPTABLE_PSNR = 30.0  # dB, attacked image vs original
-ACCEPTABLE_SIMILARITY = 0.8  # attacked text vs its reference
 EXTRA_FPRS = (0.001,)  # further operating points in the JSON output (configurable: --target-fpr)
 MIN_FAMILIES = 5  # attack families a method must have met to stand for its modality
 
 
 @dataclass(frozen=True)
 class Damage:
-    """Quality of the attacked marked items of one row, and the drop from the clean row."""
+    """The modality's damage metric on the attacked marked items of one row, and how far
+    it fell from the clean row (a positive drop is a loss, whichever way the metric runs)."""
 
-    level: float | None  # PSNR (dB) or similarity
+    metric: str
+    level: float | None
     drop: float | None
-    ssim: float | None = None  # images: SSIM level
-    ssim_drop: float | None = None
 
     @property
     def known(self) -> bool:
@@ -110,41 +110,49 @@ class ModalityVerdict:
     modality: str
     methods: tuple[MethodVerdict, ...]
     reading: str
+    info: ModalityInfo | None = None
 
 
 @dataclass(frozen=True)
 class Verdict:
     modalities: tuple[ModalityVerdict, ...]
     reading: str
-    conventions: dict[str, Any] = field(default_factory=lambda: {
-        "target_fpr": TARGET_FPR, "erased_below_tpr": ERASED_BELOW,
-        "acceptable_psnr_db": ACCEPTABLE_PSNR, "acceptable_similarity": ACCEPTABLE_SIMILARITY})
+    conventions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def acceptable_text(self) -> str:
+        """"PSNR >= 30 dB for images, similarity >= 0.8 for text": the declared levels in words."""
+        return ", ".join(f"{_threshold_text(mv.info)} for {mv.info.title.lower()}" for mv in self.modalities
+                         if mv.info is not None and _damage_spec(mv.info) is not None) or "no level declared"
 
 
 # -- computing ------------------------------------------------------------------------
 
-def _damage(modality: str, row: Row, clean: Row | None) -> Damage:
-    if modality == "image":
-        level, ssim = row.mean_psnr, row.mean_ssim
-        base, base_ssim = (clean.mean_psnr, clean.mean_ssim) if clean else (None, None)
-        drop = None if level is None or base is None or not math.isfinite(base) else base - level
-        ssim_drop = None if ssim is None or base_ssim is None else base_ssim - ssim
-        return Damage(level, drop, ssim, ssim_drop)
-    level = row.mean_similarity
-    base = clean.mean_similarity if clean else None
-    return Damage(level, None if level is None or base is None else base - level)
+def _damage_spec(info: ModalityInfo) -> MetricSpec | None:
+    return info.metric(info.damage_metric)
 
 
-def _acceptable(modality: str, damage: Damage) -> bool:
-    if damage.level is None:
+def _damage(info: ModalityInfo, row: Row, clean: Row | None) -> Damage:
+    spec = _damage_spec(info)
+    if spec is None:
+        return Damage("", None, None)
+    level = row.metric(spec.name).marked
+    base = clean.metric(spec.name).marked if clean else None
+    known = level is not None and base is not None and math.isfinite(base)
+    drop = (base - level if spec.higher_is_better else level - base) if known else None
+    return Damage(spec.name, level, drop)
+
+
+def _acceptable(info: ModalityInfo, damage: Damage) -> bool:
+    spec = _damage_spec(info)
+    if damage.level is None or spec is None:
         return False
-    threshold = ACCEPTABLE_PSNR if modality == "image" else ACCEPTABLE_SIMILARITY
-    return damage.level >= threshold
+    return bool(spec.acceptable_at(damage.level))
 
 
-def _family(modality: str, attack: str, rows: Sequence[Row], clean: Row | None) -> FamilyResult:
+def _family(info: ModalityInfo, attack: str, rows: Sequence[Row], clean: Row | None) -> FamilyResult:
     usable = [r for r in rows if r.tpr.n]
-    erasing = [(r, _damage(modality, r, clean)) for r in usable if r.tpr.value < ERASED_BELOW]
+    erasing = [(r, _damage(info, r, clean)) for r in usable if r.tpr.value < ERASED_BELOW]
     known = [(r, d) for r, d in erasing if d.known]
     pick = min(known, key=lambda rd: rd[1].drop) if known else (erasing[0] if erasing else None)
     empty = Rate(0, 0, 0.0, 1.0, "wilson")
@@ -155,14 +163,14 @@ def _family(modality: str, attack: str, rows: Sequence[Row], clean: Row | None) 
         lowest_tpr=min((r.tpr for r in usable), key=lambda t: t.value, default=empty),
         erased_at=pick[0].strength if pick else None,
         damage=pick[1] if pick else None,
-        acceptable=any(_acceptable(modality, d) for _, d in erasing),
+        acceptable=any(_acceptable(info, d) for _, d in erasing),
     )
 
 
-def method_verdicts(records: Iterable[Record], label: str = "",
+def method_verdicts(run: StoredRun, label: str = "",
                     extra_fprs: Sequence[float] = EXTRA_FPRS) -> list[MethodVerdict]:
     """Per method of one run: clean operating point, ROC, and every attack family."""
-    records = list(records)
+    records = list(run.records)
     skipped: dict[tuple[str, str], dict[str, str]] = {}  # method -> attack -> reason
     for r in records:
         if r.skipped is not None:
@@ -170,7 +178,7 @@ def method_verdicts(records: Iterable[Record], label: str = "",
     records = [r for r in records if failure(r) is None]
     rows = summarize(records, TARGET_FPR)
     out = []
-    for summary in summarize_methods(records, TARGET_FPR):
+    for summary in summarize_methods(records, TARGET_FPR, prefix_attacks=run.prefix_attacks):
         key = (summary.modality, summary.method)
         mine = [r for r in records if (r.modality, r.method) == key]
         clean_cells = [r for r in mine if r.attack == NONE_ATTACK]
@@ -187,24 +195,46 @@ def method_verdicts(records: Iterable[Record], label: str = "",
             modality=summary.modality, method=name, clean=tpr_at_fpr(pos, neg, TARGET_FPR),
             operating_points=tuple(tpr_at_fpr(pos, neg, f) for f in extra_fprs),
             roc=roc(pos, neg), summary=summary,
-            families=tuple(_family(summary.modality, a, rs, clean_row) for a, rs in families.items()),
-            tokens_needed=tokens_needed(mine, TARGET_FPR) if summary.modality == "text" else None,
+            families=tuple(_family(run.modality(summary.modality), a, rs, clean_row) for a, rs in families.items()),
+            tokens_needed=tokens_needed(mine, TARGET_FPR, run.prefix_attacks),
             not_run=tuple(sorted(skipped.get(key, {}).items())),
         )
-        out.append(_with_reading(verdict))
+        out.append(_with_reading(verdict, run.modality(summary.modality)))
     return out
 
 
-def build_verdict(runs: Sequence[tuple[str, Sequence[Record]]], extra_fprs: Sequence[float] = EXTRA_FPRS) -> Verdict:
+def build_verdict(runs: Sequence[StoredRun], extra_fprs: Sequence[float] = EXTRA_FPRS) -> Verdict:
     """The verdict over one or more runs; method names get the run's name when they clash."""
-    names = [r.method for _, records in runs for r in {(x.modality, x.method): x for x in records}.values()]
+    names = [r.method for run in runs for r in {(x.modality, x.method): x for x in run.records}.values()]
     clash = len(names) != len(set(names))
-    methods = [v for label, records in runs for v in method_verdicts(records, label if clash else "", extra_fprs)]
+    methods = [v for run in runs for v in method_verdicts(run, run.label if clash else "", extra_fprs)]
+    infos: dict[str, ModalityInfo] = {}
+    for run in runs:
+        for name in {m.modality for m in methods}:
+            infos.setdefault(name, run.modality(name))
     modalities = []
-    for modality in sorted({m.modality for m in methods}, key=lambda m: (m != "image", m != "text", m)):
+    for modality in sorted({m.modality for m in methods}):
         mine = tuple(m for m in methods if m.modality == modality)
-        modalities.append(ModalityVerdict(modality, mine, _modality_reading(modality, mine)))
-    return Verdict(tuple(modalities), _overall_reading(modalities))
+        modalities.append(ModalityVerdict(modality, mine, _modality_reading(infos[modality], mine), infos[modality]))
+    conventions = {"target_fpr": TARGET_FPR, "erased_below_tpr": ERASED_BELOW,
+                   "acceptable": {mv.modality: _convention(mv.info) for mv in modalities}}
+    return Verdict(tuple(modalities), _overall_reading(modalities), conventions)
+
+
+def _convention(info: ModalityInfo | None) -> dict[str, Any] | None:
+    spec = _damage_spec(info) if info else None
+    if spec is None:
+        return None
+    return {"metric": spec.name, "unit": spec.unit, "higher_is_better": spec.higher_is_better,
+            "acceptable": spec.acceptable, "source": spec.acceptable_source}
+
+
+def _threshold_text(info: ModalityInfo | None) -> str:
+    spec = _damage_spec(info) if info else None
+    if spec is None or spec.acceptable is None:
+        return "no acceptable level declared"
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"{spec.label} {'>=' if spec.higher_is_better else '<='} {spec.acceptable:g}{unit}"
 
 
 # -- readings: sentences that follow from the numbers ----------------------------------
@@ -213,18 +243,18 @@ def _pct(rate: Rate) -> str:
     return "n/a" if not rate.n else f"{100 * rate.value:.0f} %"
 
 
-def _loss_text(modality: str, damage: Damage) -> str:
-    if modality == "image":
-        if damage.drop is None:
-            return "image size changed, PSNR not defined"
-        text = f"PSNR {damage.level:.1f} dB, {damage.drop:.1f} dB below the clean marked image"
-        return text + (f", SSIM {damage.ssim:.2f}" if damage.ssim is not None else "")
+def _loss_text(info: ModalityInfo, damage: Damage) -> str:
+    spec = info.metric(damage.metric)
+    if spec is None:
+        return "no damage metric declared"
     if damage.drop is None:
-        return "similarity not measured"
-    return f"similarity {damage.level:.2f}, a drop of {damage.drop:.2f}"
+        return f"{spec.label} not measured"
+    unit = f" {spec.unit}" if spec.unit else ""
+    digits = min(spec.digits, 2)
+    return f"{spec.label} {damage.level:.{digits}f}{unit}, a drop of {damage.drop:.{digits}f}{unit}"
 
 
-def _with_reading(v: MethodVerdict) -> MethodVerdict:
+def _with_reading(v: MethodVerdict, info: ModalityInfo) -> MethodVerdict:
     clean = v.clean
     parts = [f"{v.method}: detected in {_pct(clean.theory)} of clean marked items at 1 % FPR "
              f"(false alarms {clean.theory_fpr.k}/{clean.theory_fpr.n})"]
@@ -237,7 +267,7 @@ def _with_reading(v: MethodVerdict) -> MethodVerdict:
         cheapest = v.cheapest
         if cheapest is not None:
             parts.append(f"the cheapest erasure is {cheapest.attack} at {cheapest.erased_at} "
-                         f"({_loss_text(v.modality, cheapest.damage)})")
+                         f"({_loss_text(info, cheapest.damage)})")
         elif erased:
             parts.append(f"erasures come with a quality loss that was not measured ({v.erased[0].attack})")
         else:
@@ -262,14 +292,13 @@ def _best(methods: Sequence[MethodVerdict]) -> MethodVerdict | None:
                                       -m.clean.theory.value), default=None)
 
 
-def _modality_reading(modality: str, methods: Sequence[MethodVerdict]) -> str:
+def _modality_reading(info: ModalityInfo, methods: Sequence[MethodVerdict]) -> str:
     best = _best(methods)
     if best is None:
-        return f"{modality.capitalize()}: no attacked results to judge."
+        return f"{info.title}: no attacked results to judge."
     share = len(best.erased_acceptably) / len(best.families)
-    quality = f"PSNR >= {ACCEPTABLE_PSNR:g} dB" if modality == "image" else f"similarity >= {ACCEPTABLE_SIMILARITY:g}"
-    title = {"image": "Images"}.get(modality, modality.capitalize())
-    text = (f"{title}: the most robust mark, {best.method}, is erased at acceptable quality "
+    quality = _threshold_text(info)
+    text = (f"{info.title}: the most robust mark, {best.method}, is erased at acceptable quality "
             f"({quality}) by {len(best.erased_acceptably)} of {len(best.families)} attack families "
             f"({100 * share:.0f} %)")
     if best.erased_acceptably:
@@ -282,26 +311,31 @@ def _modality_reading(modality: str, methods: Sequence[MethodVerdict]) -> str:
 
 
 def _overall_reading(modalities: Sequence[ModalityVerdict]) -> str:
-    shares = {}
+    """One sentence per pair of measured modalities, generated from the shares."""
+    shares = []
     for mv in modalities:
         best = _best(mv.methods)
-        if best is not None:
-            shares[mv.modality] = (best, len(best.erased_acceptably) / len(best.families))
-    if "image" not in shares or "text" not in shares:
-        only = " and ".join({"image": "images"}.get(m, m) for m in shares) or "nothing"
-        return f"Attacks on {only} only were measured: no comparison between images and text."
-    (img, s_img), (txt, s_txt) = shares["image"], shares["text"]
-    if abs(s_img - s_txt) < 0.1:
-        relation = "about as fragile as"
-    elif s_img < s_txt:
-        relation = "more robust than"
-    else:
-        relation = "less robust than"
-    return (f"At 1 % FPR, the best image mark ({img.method}) is {relation} the best text mark ({txt.method}): "
-            f"{100 * s_img:.0f} % vs {100 * s_txt:.0f} % of the tested attack families erase them while the "
-            f"content stays acceptable."
-            + "".join(f" Not run for {m} marks: {', '.join(a for a, _ in best.not_run)}." for m, best
-                      in (("image", img), ("text", txt)) if best.not_run))
+        if best is not None and mv.info is not None:
+            shares.append((mv.info, best, len(best.erased_acceptably) / len(best.families)))
+    if len(shares) < 2:
+        only = " and ".join(info.title.lower() for info, _, _ in shares) or "nothing"
+        return f"Attacks on {only} only were measured: no comparison between modalities."
+    sentences = []
+    for i, (a, best_a, s_a) in enumerate(shares):
+        for b, best_b, s_b in shares[i + 1:]:
+            if abs(s_a - s_b) < 0.1:
+                relation = "about as fragile as"
+            elif s_a < s_b:
+                relation = "more robust than"
+            else:
+                relation = "less robust than"
+            sentences.append(
+                f"At 1 % FPR, the best {a.item_word} mark ({best_a.method}) is {relation} the best {b.item_word} "
+                f"mark ({best_b.method}): {100 * s_a:.0f} % vs {100 * s_b:.0f} % of the tested attack families "
+                f"erase them while the content stays acceptable.")
+    sentences += [f"Not run for {info.item_word} marks: {', '.join(a for a, _ in best.not_run)}."
+                  for info, best, _ in shares if best.not_run]
+    return " ".join(sentences)
 
 
 # -- output ---------------------------------------------------------------------------
@@ -338,16 +372,16 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
                             "methods": [method_json(m) for m in mv.methods]} for mv in verdict.modalities]}
 
 
-def _cost_cell(modality: str, family: FamilyResult | None) -> str:
+def cost_text(info: ModalityInfo | None, family: FamilyResult | None) -> str:
+    """The quality cost of an erasure in a few words: "jpeg 30: PSNR -4.2 dB"."""
     if family is None:
         return "not erased within the tested range"
     damage = family.damage
-    if modality == "image":
-        if damage.drop is None:
-            return f"{family.attack} {family.erased_at}: size changed"
-        return f"{family.attack} {family.erased_at}: -{damage.drop:.1f} dB" + (
-            f", SSIM -{damage.ssim_drop:.2f}" if damage.ssim_drop is not None else "")
-    return f"{family.attack} {family.erased_at}: similarity -{damage.drop:.2f}"
+    spec = info.metric(damage.metric) if info and damage else None
+    if damage is None or spec is None or damage.drop is None:
+        return f"{family.attack} {family.erased_at}: quality loss not measured"
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"{family.attack} {family.erased_at}: {spec.label} -{damage.drop:.{min(spec.digits, 2)}f}{unit}"
 
 
 def verdict_table(verdict: Verdict) -> str:
@@ -365,7 +399,7 @@ def verdict_table(verdict: Verdict) -> str:
             body.append((m.method, f"{t.value:.2f} [{t.low:.2f}, {t.high:.2f}]" if t.n else "n/a",
                          f"{m.clean.theory_fpr.k}/{m.clean.theory_fpr.n}{flag}", auc_text,
                          getattr(m.most_robust, "attack", "-"),
-                         "no attack measured" if not m.families else _cost_cell(mv.modality, m.cheapest)
+                         "no attack measured" if not m.families else cost_text(mv.info, m.cheapest)
                          if m.erased else "not erased within the tested range",
                          f"{len(m.erased)}/{len(m.families)} ({len(m.erased_acceptably)} acceptable)"))
         widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
@@ -376,12 +410,11 @@ def verdict_table(verdict: Verdict) -> str:
         lines.append(f"  {mv.reading}")
         lines.append("")
     lines.append(verdict.reading)
-    lines.append(f"(acceptable quality: PSNR >= {ACCEPTABLE_PSNR:g} dB for images, similarity >= "
-                 f"{ACCEPTABLE_SIMILARITY:g} for text; erased: TPR at 1 % FPR below {ERASED_BELOW:g}; "
+    lines.append(f"(acceptable quality: {verdict.acceptable_text}; erased: TPR at 1 % FPR below {ERASED_BELOW:g}; "
                  "! = negatives fire more often than the p-values promise)")
     return "\n".join(lines)
 
 
-__all__ = ["ACCEPTABLE_PSNR", "ACCEPTABLE_SIMILARITY", "Damage", "FamilyResult", "MethodVerdict",
+__all__ = ["Damage", "FamilyResult", "MethodVerdict",
            "ModalityVerdict", "TARGET_FPR", "Verdict", "build_verdict", "method_verdicts", "verdict_json",
            "verdict_table"]

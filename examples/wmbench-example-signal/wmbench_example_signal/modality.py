@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from wmbench.api import EdgeCase, MetricSpec, Modality, NegativePools, Sample, SampleKind
+from wmbench.api import EdgeCase, MetricSpec, Modality, NegativePools, Sample, SampleError, SampleKind, SuiteError
 
 NAME = "signal"
 SUFFIXES = (".npy", ".csv")
@@ -76,13 +76,13 @@ def load(source: str) -> np.ndarray:
     name = path.name
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"{name}: not a signal file (expected {' or '.join(SUFFIXES)})")
+        raise SampleError(f"{name}: not a signal file (expected {' or '.join(SUFFIXES)})")
     if not path.is_file():
-        raise ValueError(f"{name}: file not found: {source}")
+        raise SampleError(f"{name}: file not found: {source}")
     try:
         raw = _read_npy(path) if suffix == ".npy" else _read_csv(path)
     except OSError as exc:
-        raise ValueError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        raise SampleError(f"{name}: cannot read: {exc.strerror or exc}") from None
     return _checked(np.asarray(raw), name)
 
 
@@ -91,14 +91,14 @@ def _read_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:  # not an .npy file, truncated, or pickled objects
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path.name}: not a readable .npy array ({reason})") from None
+        raise SampleError(f"{path.name}: not a readable .npy array ({reason})") from None
 
 
 def _read_csv(path: Path) -> np.ndarray:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+        raise SampleError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
     values = []
     for number, line in enumerate(text.splitlines(), start=1):
         cell = line.strip()
@@ -108,7 +108,7 @@ def _read_csv(path: Path) -> np.ndarray:
             values.append(float(cell))
         except ValueError:
             shown = cell if len(cell) <= 30 else cell[:27] + "..."
-            raise ValueError(f"{path.name}: line {number} is not a number: {shown!r} "
+            raise SampleError(f"{path.name}: line {number} is not a number: {shown!r} "
                              f"(a .csv signal has one value per line)") from None
         if len(values) > MAX_SAMPLES:
             break
@@ -119,17 +119,17 @@ def _checked(raw: np.ndarray, name: str) -> np.ndarray:
     if raw.ndim == 2 and 1 in raw.shape:  # a column or a row vector: one signal all the same
         raw = raw.reshape(-1)
     if raw.ndim != 1:
-        raise ValueError(f"{name}: expected one signal (a 1-D array), got an array of shape {raw.shape}")
+        raise SampleError(f"{name}: expected one signal (a 1-D array), got an array of shape {raw.shape}")
     if raw.dtype.kind not in "fiu":
-        raise ValueError(f"{name}: expected real numbers, got dtype {raw.dtype}")
+        raise SampleError(f"{name}: expected real numbers, got dtype {raw.dtype}")
     if raw.size == 0:
-        raise ValueError(f"{name}: empty signal")
+        raise SampleError(f"{name}: empty signal")
     if raw.size > MAX_SAMPLES:
-        raise ValueError(f"{name}: more than {MAX_SAMPLES:,} samples; split it into shorter signals")
+        raise SampleError(f"{name}: more than {MAX_SAMPLES:,} samples; split it into shorter signals")
     signal = np.ascontiguousarray(raw, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(signal))
     if bad.size:
-        raise ValueError(f"{name}: sample {int(bad[0])} is {signal[bad[0]]} (NaN or infinity); "
+        raise SampleError(f"{name}: sample {int(bad[0])} is {signal[bad[0]]} (NaN or infinity); "
                          f"{bad.size} such sample(s) in all")
     return signal
 
@@ -190,7 +190,7 @@ def builtin_files() -> list[Path]:
             if not path.is_file():
                 save(builtin_signal(i), path)
     except OSError as exc:
-        raise ValueError(f"{BUILTIN}: cannot write the generated traces to {folder}: {exc.strerror or exc} "
+        raise SuiteError(f"{BUILTIN}: cannot write the generated traces to {folder}: {exc.strerror or exc} "
                          f"(set XDG_CACHE_HOME to a writable folder)") from None
     return files
 
@@ -207,7 +207,7 @@ def discover(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
             if not found:
-                raise ValueError(f"{path}: no signals ({', '.join(SUFFIXES)}) in this folder")
+                raise SuiteError(f"{path}: no signals ({', '.join(SUFFIXES)}) in this folder")
             named += [(p.name, p) for p in found]
         else:
             named.append((path.name, path))  # the suite checked that it exists; load() says if it is no signal

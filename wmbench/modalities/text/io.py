@@ -1,4 +1,5 @@
-"""Reading text samples: UTF-8 only, bounded in size, never empty.
+"""Text samples: discovery of human texts and prompts, reading (UTF-8 only, bounded in
+size, never empty) and the cache format.
 
 Text samples are small (a paragraph, a prompt), so a file over ``MAX_TEXT_BYTES``
 is refused rather than streamed: it is almost certainly the wrong file, and reading
@@ -10,9 +11,46 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from wmbench.errors import SampleError
+from wmbench.errors import SampleError, SuiteError
+from wmbench.samples import files_in, line_source, parse_source, unique_ids
+from wmbench.types import Sample
 
 MAX_TEXT_BYTES = 1_000_000
+TEXT_SUFFIXES = (".txt",)
+
+
+def discover_texts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
+    """Human texts: ``builtin:texts`` (samples/texts/human) and .txt files or folders."""
+    from wmbench.modalities.text.corpus import samples_dir
+
+    samples: list[Sample] = []
+    for source in sources:
+        folder = samples_dir() / "human" if source == "builtin:texts" else (base_dir / source).resolve()
+        for f in files_in(folder, TEXT_SUFFIXES, ".txt files"):
+            samples.append(Sample(id=f.name, modality="text", source=str(f)))
+    return unique_ids(samples)
+
+
+def discover_prompts(sources: tuple[str, ...], base_dir: Path) -> list[Sample]:
+    """Prompts: one per line of a .txt file, or one per .txt file of a folder."""
+    from wmbench.modalities.text.corpus import samples_dir
+
+    samples: list[Sample] = []
+    for source in sources:
+        path = samples_dir() / "prompts.txt" if source == "builtin:prompts" else (base_dir / source).resolve()
+        if path.is_dir():
+            for f in files_in(path, TEXT_SUFFIXES, ".txt files"):
+                samples.append(Sample(id=f.name, modality="text", source=str(f), role="prompt"))
+            continue
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(f"{path}: cannot read prompts: {exc}") from None
+        for n, line in enumerate(lines, start=1):
+            if line.strip():
+                samples.append(Sample(id=f"{path.stem}:{n}", modality="text", source=line_source(path, n),
+                                      role="prompt"))
+    return unique_ids(samples)
 
 
 def load_text(source: str) -> str:
@@ -20,11 +58,10 @@ def load_text(source: str) -> str:
 
     Raises :class:`SampleError` with a one-line reason.
     """
-    path, _, line = source.rpartition("#L") if "#L" in source else (source, "", "")
+    path, n = parse_source(source)
     text = _read_file(path)
-    if line:
+    if n is not None:
         lines = text.splitlines()
-        n = int(line)
         if not 1 <= n <= len(lines) or not lines[n - 1].strip():
             raise SampleError(f"{Path(path).name}: line {n} is not a prompt (missing or blank)")
         return lines[n - 1]

@@ -1,14 +1,14 @@
-"""The report's text viewer: one marked text of a text method, token by token.
+"""The text modality's report view: one marked text of a text method, token by token.
 
 For the method's first marked sample it shows the marked text with every token the
 detector scored coloured by the keyed green list (green or red; a repeat of a
 (context, token) pair already counted is dimmed, since detection scores each pair
 once), the token, its context and verdict on hover, and beside it the same text
-after one or two attacks of the run (synonym, then the strongest typo or homoglyph,
-whichever the run has), recomputed as the cell did (see
+after one or two attacks of the run (by ``family`` tag: a paraphrase, then a character
+edit such as a typo or homoglyph, whichever the run has), replayed as the cell did (see
 :mod:`wmbench.report.examples`).
 
-The colours come from the mark's own ``explain_tokens`` (:mod:`wmbench.modalities.text.marks`),
+The colours come from the mark's own ``explain_tokens`` (the ``Explainable`` ability),
 which uses the detector's tokens and hashes, so the green spans of a panel count
 exactly the ``green`` its detection reports. The text is user data: the template
 escapes every piece.
@@ -17,16 +17,20 @@ escapes every piece.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wmbench import registry
-from wmbench.cells import NONE_ATTACK
-from wmbench.report.examples import ExampleMissing, MethodExample, RunExamples
-from wmbench.suite import AttackConfig
+from wmbench.api import Explainable, render_template
+from wmbench.types import ExampleMissing
 
-PREFERRED_ATTACKS = ("synonym", "typo", "homoglyph")  # in this order; the run's others fill up
+if TYPE_CHECKING:
+    from wmbench.report.examples import MethodExample
+    from wmbench.suite import AttackConfig
+
+NONE_ATTACK = "none"
+PREFERRED_FAMILIES = ("paraphrase", "character")  # in this order; the run's others fill up
 MAX_ATTACKS = 2
-_NOT_AT_REPORT_TIME = ("llm_paraphrase",)  # a report never sends a text to a server
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,16 @@ class TextView:
     gamma: float | None = None
     first: bool = False  # the first viewer of the page carries the stylesheet
 
+    def html(self) -> Any:
+        return render_template(Path(__file__).parent / "templates", "textview.html", view=self)
 
-def build_textview(run: RunExamples, label: str) -> TextView:
+
+def build_textview(example: "MethodExample") -> TextView:
     try:
-        example = run.example("text", label)
-    except ExampleMissing as exc:
-        return TextView("", (), (f"No text viewer: {exc}.",))
-    method = registry.method_instance(example.method.name, example.method.params)
-    if not hasattr(method, "explain_tokens"):
+        method = registry.method_instance(example.method.name, example.method.params)
+    except registry.RegistryError as exc:
+        return TextView(example.sample.id, (), (f"No text viewer: {exc}.",))
+    if not isinstance(method, Explainable):
         return TextView(example.sample.id, (), (f"No text viewer: {example.method.name} cannot explain its "
                                                 f"detection token by token.",))
     try:
@@ -93,18 +99,18 @@ def build_textview(run: RunExamples, label: str) -> TextView:
     return TextView(example.sample.id, tuple(panels), tuple(notes), getattr(method, "gamma", None))
 
 
-def chosen_attacks(example: MethodExample) -> list[AttackConfig]:
-    """Up to MAX_ATTACKS attacks of the run, preferred ones first, each at its strongest measured strength."""
-    def rank(a: AttackConfig) -> int:
-        name = a.label if a.label in PREFERRED_ATTACKS else a.steps[0].attack
-        return PREFERRED_ATTACKS.index(name) if name in PREFERRED_ATTACKS else len(PREFERRED_ATTACKS)
+def chosen_attacks(example: "MethodExample") -> list["AttackConfig"]:
+    """Up to MAX_ATTACKS replayable attacks of the run, preferred families first, each at
+    its strongest measured strength."""
+    def rank(a: "AttackConfig") -> int:
+        family = example.attack_tags(a).get("family")
+        return PREFERRED_FAMILIES.index(family) if family in PREFERRED_FAMILIES else len(PREFERRED_FAMILIES)
 
-    usable = [a for a in example.attacks() if example.usable(a)
-              and not any(s.attack in _NOT_AT_REPORT_TIME for s in a.steps)]
+    usable = [a for a in example.attacks() if example.usable(a)]
     return sorted(usable, key=rank)[:MAX_ATTACKS]  # stable: the suite's order among equals
 
 
-def _panel(example: MethodExample, method: Any, text: str, title: str, attack: AttackConfig | None,
+def _panel(example: "MethodExample", method: Any, text: str, title: str, attack: "AttackConfig | None",
            index: int | None) -> Panel:
     explained = method.explain_tokens(text, example.method.key)
     pieces = tuple(Piece(p.text, _css(p), _title(p)) for p in explained)
@@ -134,6 +140,6 @@ def _title(p: Any) -> str:
 
 
 def _strength(value: Any) -> str:
-    from wmbench.report.html import format_strength
+    from wmbench.report.formatting import format_strength
 
     return format_strength(value)

@@ -1,11 +1,11 @@
-"""The report's image gallery: one sample of an image method, original, marked and attacked.
+"""The image modality's report view: one sample of an image method, original, marked and attacked.
 
 For the method's first marked sample it shows thumbnails of the original, the marked
-image and the marked image after each attack family at its strongest strength that
-keeps the image size (the main families first: JPEG, crop, blur), each with the
-p-value and verdict its cell stored, and a heatmap of |marked - original| so readers
-see where the mark lives. Attacked images are recomputed (see
-:mod:`wmbench.report.examples`); the numbers on them are the stored ones.
+image and the marked image after each attack at its strongest strength that keeps the
+image size (the main families first: compression, crop, filter; by the attacks'
+``family`` tags), each with the p-value and verdict its cell stored, and a heatmap of
+|marked - original| so readers see where the mark lives. Attacked images are replayed
+(see :mod:`wmbench.report.examples`); the numbers on them are the stored ones.
 
 Thumbnails are small JPEGs (the heatmap a palette PNG) embedded as ``data:`` URIs:
 the report stays one file, allowed by its CSP (``img-src data:``). A method's images
@@ -23,13 +23,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from wmbench.cells import NONE_ATTACK
-from wmbench.report.examples import ExampleMissing, MethodExample, RunExamples
-from wmbench.suite import AttackConfig
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from wmbench.api import render_template
+from wmbench.types import ExampleMissing
+
+if TYPE_CHECKING:
+    from wmbench.report.examples import MethodExample
+    from wmbench.suite import AttackConfig
+
+NONE_ATTACK = "none"
 THUMB_WIDTH = 160
 IMAGE_BUDGET = 150_000  # bytes of data: URIs per method, base64 included
-MAIN_ATTACKS = ("jpeg", "crop_center_resize", "gaussian_blur")  # shown first, kept last when over budget
+# Families shown first (the first same-size attack of each), kept last when over budget.
+MAIN_FAMILIES = ("compression", "crop", "filter")
 _QUALITIES = (80, 70, 60, 50)
 # Perceptually ordered ramp (black, purple, red, orange, pale yellow), like matplotlib's magma.
 _RAMP = ((0.0, (0, 0, 4)), (0.25, (81, 18, 124)), (0.5, (183, 55, 121)), (0.75, (252, 137, 97)),
@@ -71,6 +79,10 @@ class Gallery:
     image_bytes: int = 0  # of the data: URIs
     quality: int | None = None  # JPEG quality of the thumbnails
     first: bool = False  # the first gallery of the page carries the stylesheet
+    alpha: float = 0.01  # the run's detection threshold, for the badges' legend
+
+    def html(self) -> Any:
+        return render_template(Path(__file__).parent / "templates", "gallery.html", view=self, alpha=self.alpha)
 
 
 def p_text(p: float | None) -> str:
@@ -113,16 +125,20 @@ def _palette() -> list[int]:
     return np.rint(np.stack(channels, axis=1)).astype(np.uint8).ravel().tolist()
 
 
-def _ordered(attacks: list[AttackConfig]) -> list[AttackConfig]:
-    main = {name: i for i, name in enumerate(MAIN_ATTACKS)}
-    return sorted(attacks, key=lambda a: main.get(a.label, len(main)))  # stable: suite order otherwise
+def _family(example: "MethodExample", attack: "AttackConfig") -> str:
+    return str(example.attack_tags(attack).get("family", ""))
 
 
-def _strongest_same_size(example: MethodExample, marked: np.ndarray, attack: AttackConfig,
+def _ordered(example: "MethodExample", attacks: list["AttackConfig"]) -> list["AttackConfig"]:
+    main = {name: i for i, name in enumerate(MAIN_FAMILIES)}
+    return sorted(attacks, key=lambda a: main.get(_family(example, a), len(main)))  # stable: suite order otherwise
+
+
+def _strongest_same_size(example: "MethodExample", marked: np.ndarray, attack: "AttackConfig",
                          notes: list[str]) -> tuple[int, np.ndarray] | None:
     """The strongest strength whose attacked image keeps the size, recomputed; None if none does."""
     for i in example.usable(attack):
-        if example.record(attack.label, i).psnr is None:  # no PSNR: the cell's image changed size
+        if example.record(attack.label, i).metric("psnr") is None:  # no PSNR: the cell's image changed size
             continue
         try:
             out = example.attacked(marked, attack, i)
@@ -134,12 +150,8 @@ def _strongest_same_size(example: MethodExample, marked: np.ndarray, attack: Att
     return None
 
 
-def build_gallery(run: RunExamples, label: str) -> Gallery:
+def build_gallery(example: "MethodExample") -> Gallery:
     notes: list[str] = []
-    try:
-        example = run.example("image", label)
-    except ExampleMissing as exc:
-        return Gallery(notes=(f"No gallery: {exc}.",))
     images: list[tuple[dict[str, Any], np.ndarray]] = []  # (Thumb fields but the image, full image)
     original = marked = None
     try:
@@ -153,15 +165,21 @@ def build_gallery(run: RunExamples, label: str) -> Gallery:
     except ExampleMissing as exc:
         notes.append(f"No marked or attacked image: {exc}.")
     resized: list[str] = []
+    main: set[str] = set()  # the first attack shown of each main family
+    main_families: set[str] = set()
     if marked is not None:
-        for attack in _ordered(example.attacks()):
+        for attack in _ordered(example, example.attacks()):
             found = _strongest_same_size(example, marked, attack, notes)
             if found is None:
                 usable = example.usable(attack)
-                if usable and all(example.record(attack.label, i).psnr is None for i in usable):
+                if usable and all(example.record(attack.label, i).metric("psnr") is None for i in usable):
                     resized.append(attack.label)
                 continue
             i, attacked = found
+            family = _family(example, attack)
+            if family in MAIN_FAMILIES and family not in main_families:
+                main_families.add(family)
+                main.add(attack.label)
             caption = f"{attack.label} {_strength(attack.strengths[i])}"
             images.append((_fields(example, "attacked", caption, attack.label, attack.strengths[i], i), attacked))
     if resized:
@@ -173,14 +191,15 @@ def build_gallery(run: RunExamples, label: str) -> Gallery:
         else:
             notes.append("No heatmap: the marked image and the original differ in size.")
     thumbs, quality, dropped = _fit([(fields, thumbnail(image)) for fields, image in images],
-                                    IMAGE_BUDGET - (len(heat.uri) if heat else 0))
+                                    IMAGE_BUDGET - (len(heat.uri) if heat else 0), main)
     if dropped:
         notes.append(f"Left out to keep the report small: {', '.join(dropped)}.")
     size = sum(len(t.uri) for t in thumbs) + (len(heat.uri) if heat else 0)
-    return Gallery(example.sample.id, tuple(thumbs), heat, tuple(notes), size, quality)
+    return Gallery(example.sample.id, tuple(thumbs), heat, tuple(notes), size, quality, alpha=example.alpha)
 
 
-def _fit(items: list[tuple[dict[str, Any], Image.Image]], budget: int) -> tuple[list[Thumb], int | None, list[str]]:
+def _fit(items: list[tuple[dict[str, Any], Image.Image]], budget: int,
+         main: set[str]) -> tuple[list[Thumb], int | None, list[str]]:
     """JPEG thumbnails within ``budget`` bytes: lower quality first, then fewer attacks."""
     if not items:
         return [], None, []
@@ -194,21 +213,22 @@ def _fit(items: list[tuple[dict[str, Any], Image.Image]], budget: int) -> tuple[
         attacked = [k for k, (f, _) in enumerate(items) if f["kind"] == "attacked"]
         if not attacked:
             break
-        k = next((k for k in reversed(attacked) if items[k][0]["attack"] not in MAIN_ATTACKS), attacked[-1])
+        k = next((k for k in reversed(attacked) if items[k][0]["attack"] not in main), attacked[-1])
         dropped.insert(0, items[k][0]["caption"])
         del items[k], uris[k]
     thumbs = [Thumb(uri=uri, width=img.width, height=img.height, **fields) for (fields, img), uri in zip(items, uris)]
     return thumbs, quality, dropped
 
 
-def _fields(example: MethodExample, kind: str, caption: str, attack: str, strength: Any, index: int,
+def _fields(example: "MethodExample", kind: str, caption: str, attack: str, strength: Any, index: int,
             marked: bool = True) -> dict[str, Any]:
     r = example.record(attack, index, marked)
     detail = []
     if r is not None and r.bits_matched is not None and r.bits_total:
         detail.append(f"{r.bits_matched}/{r.bits_total} bits")
-    if r is not None and r.psnr is not None and kind != "original":
-        detail.append("PSNR ∞" if r.psnr == float("inf") else f"PSNR {r.psnr:.1f} dB")
+    psnr = r.metric("psnr") if r is not None else None
+    if psnr is not None and kind != "original":
+        detail.append("PSNR ∞" if psnr == float("inf") else f"PSNR {psnr:.1f} dB")
     what = {"original": "the unmarked original, detected with the key (a negative)",
             "marked": "the marked image, no attack"}.get(kind, f"the marked image after {caption}")
     title = f"{what}: p = {p_text(r.p_value)}" if r is not None else f"{what}: no stored cell"
@@ -219,6 +239,6 @@ def _fields(example: MethodExample, kind: str, caption: str, attack: str, streng
 
 
 def _strength(value: Any) -> str:
-    from wmbench.report.html import format_strength
+    from wmbench.report.formatting import format_strength
 
     return format_strength(value)
