@@ -132,7 +132,7 @@ def test_example_plugin_attacks_pass(cli: Cli, name: str) -> None:
     ("cp_first_word", "empty input", ("raised IndexError: string index out of range on the empty text at "
                                       "strength 1: the empty text must come back as a str")),
     ("cp_tiny_crash", "empty input", ("raised IndexError: index 16 is out of bounds on a 1x1 image at "
-                                      "strength 3: only ValueError with a message may be raised")),
+                                      "strength 3: only a ValueError with a message may be raised")),
 ])
 def test_broken_plugin_fails_the_check_it_breaks(cli: Cli, broken_plugins: Path, name: str, check: str,
                                                  reason: str) -> None:

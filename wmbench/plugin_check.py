@@ -227,7 +227,7 @@ def _empty_case(spec: AttackSpec, kind: Modality, item: Any, label: str, strengt
         return None if str(exc).strip() else (f"raised {type(exc).__name__} without a message on {label} "
                                               f"at strength {strength!r}: say why in the message")
     except Exception as exc:
-        rule = (f"only {' or '.join(a.__name__ for a in allowed)} with a message may be raised" if allowed
+        rule = (f"only {' or '.join('a ' + a.__name__ for a in allowed)} with a message may be raised" if allowed
                 else f"{label} must come back as {kind.contract}")
         return f"raised {_error_text(exc)} on {label} at strength {strength!r}: {rule}"
     problem = kind.problem(out)

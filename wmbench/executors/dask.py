@@ -40,6 +40,7 @@ from wmbench import registry
 from wmbench.cells import Job
 from wmbench.execute import RunContext, failed_job, limit_threads, run_job
 from wmbench.executors.base import Followers, JobDriver
+from wmbench.samples import source_file
 from wmbench.store import Record
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
@@ -152,8 +153,8 @@ class DaskExecutor(JobDriver):
         return DaskConnection(scheduler, workers)
 
     def execute(self, first: list[Job], followers: Followers) -> None:
-        self.sample_files = sorted({_sample_file(job.sample.source) for job in first}
-                                   | {_sample_file(job.sample.source) for jobs in followers.values() for job in jobs})
+        self.sample_files = sorted({source_file(job.sample.source) for job in first}
+                                   | {source_file(job.sample.source) for jobs in followers.values() for job in jobs})
         probe = self.run_dir / PROBE_FILE
         setup = WorkerSetup(tuple(str(p) for p in self.suite.plugins), str(self.run_dir), secrets.token_hex(16))
         probe.write_text(setup.token, encoding="ascii")
@@ -309,11 +310,6 @@ def _prepare(setup: WorkerSetup) -> None:
         registry.load_plugin_folder(folder)  # idempotent
     limit_threads(_worker_threads())
     _prepared.add(setup)
-
-
-def _sample_file(source: str) -> str:
-    """The file behind a sample (a prompt line is ``FILE#L3``)."""
-    return source.rpartition("#L")[0] or source
 
 
 def probe_worker(setup: WorkerSetup, sample_files: list[str] | None = None) -> dict[str, Any]:
