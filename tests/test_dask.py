@@ -295,7 +295,7 @@ def test_a_worker_that_cannot_see_a_sample_file_is_one_line(project: Path, sched
     """As a worker whose Python environment (the built-in samples' home) is elsewhere."""
     from wmbench.executors import dask as dask_cluster
 
-    monkeypatch.setattr(dask_cluster, "_sample_file", lambda source: source + ".not-on-the-workers")
+    monkeypatch.setattr(dask_cluster, "source_file", lambda source: source + ".not-on-the-workers")
     out = project.parent / "no-samples"
     code, _, err = invoke("run", project, "--out", out, "--executor", "dask", "--scheduler", scheduler,
                           "--no-progress")

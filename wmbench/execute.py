@@ -67,8 +67,9 @@ def failed_job(job: Job, error: str) -> list[Record]:
 class _ItemCache:
     """The few items a worker used last, so consecutive jobs of one sample decode once.
 
-    Keyed by path and modification time; arrays are handed out as copies, so an
-    attack that broke the no-in-place contract could not poison later cells.
+    Keyed by path and modification time; items are handed out as the modality copies
+    them (arrays: a copy), so an attack that broke the no-in-place contract could not
+    poison later cells.
     """
 
     def __init__(self, size: int = 4) -> None:
@@ -78,12 +79,12 @@ class _ItemCache:
     def load(self, kind: Modality, path: str) -> Any:
         key = (path, _mtime(path))
         if key not in self.items:
-            self.put(path, kind.load(path), key)
+            self.put(kind, path, kind.load(path), key)
         self.items.move_to_end(key)
-        return _fresh(self.items[key])
+        return kind.copy(self.items[key])
 
-    def put(self, path: str, item: Any, key: tuple[str, int] | None = None) -> None:
-        self.items[key or (path, _mtime(path))] = _fresh(item)
+    def put(self, kind: Modality, path: str, item: Any, key: tuple[str, int] | None = None) -> None:
+        self.items[key or (path, _mtime(path))] = kind.copy(item)
         while len(self.items) > self.size:
             self.items.popitem(last=False)
 
@@ -93,10 +94,6 @@ def _mtime(path: str) -> int:
         return os.stat(source_file(path)).st_mtime_ns
     except OSError:
         return -1
-
-
-def _fresh(item: Any) -> Any:
-    return item.copy() if isinstance(item, np.ndarray) else item  # str, bytes, tuples: immutable already
 
 
 _items = _ItemCache()
@@ -158,7 +155,7 @@ def _run_embed(job: Job, ctx: RunContext, method: Watermarker, kind: Modality, o
     for item, path in cached:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         kind.save(item, Path(path))
-        _items.put(path, item)
+        _items.put(kind, path, item)
     records = [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative)
                for cell in job.cells]
     for record in records:

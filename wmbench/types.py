@@ -245,6 +245,8 @@ class Modality:
     settings: SettingsTable | None = None
     # report example of one method: (MethodExample) -> a view object with ``html()``
     viewer: Callable[[Any], Any] | None = None
+    # a private copy of an item for each cell (the worker's item cache hands these out);
+    # the default copies arrays and passes immutable items (str, bytes, tuples) as they are
     copy: Callable[[Any], Any] = lambda item: item.copy() if isinstance(item, np.ndarray) else item
     description: str = ""
     source: str = ""  # filled by the registry

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
