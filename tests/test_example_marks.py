@@ -16,10 +16,7 @@ import ast
 import importlib.util
 import io
 import json
-import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from types import ModuleType
 
@@ -30,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from scipy import stats
-from testkit import cli_env
+from testkit import cli_env, fresh_venv
 
 from wmbench.api import DetectorRefused, Watermarker
 from wmbench.modalities.image.quality import psnr
@@ -228,25 +225,9 @@ def _run(python: Path, *args: str, cwd: Path, timeout: float = 300) -> subproces
 
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv that sees this environment's packages and has the example installed.
-
-    As in test_example_plugin.py: offline, the parent's packages reached through a
-    ``.pth`` file, pip with ``--no-index --no-deps --no-build-isolation``.
-    """
-    base = tmp_path_factory.mktemp("example_marks")
-    source = shutil.copytree(EXAMPLE, base / "src",
-                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=base)
-    parent = sysconfig.get_paths()["purelib"]
-    Path(site.stdout.strip(), "_wmbench_parent_env.pth").write_text(
-        f"import site; site.addsitedir({parent!r})\n", encoding="utf-8")
-    pip = _run(python, "-m", "pip", "install", "--no-index", "--no-deps", "--no-build-isolation",
-               "--disable-pip-version-check", "--quiet", str(source), cwd=base)
-    assert pip.returncode == 0, pip.stdout + pip.stderr
-    return python
+    """A fresh venv that sees this environment's packages and has the example installed
+    (offline: see testkit.fresh_venv)."""
+    return fresh_venv(tmp_path_factory.mktemp("example_marks"), EXAMPLE)
 
 
 @pytest.mark.slow

@@ -13,14 +13,11 @@ runs with ``--no-index --no-deps --no-build-isolation``.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
-from testkit import cli_env
+from testkit import cli_env, fresh_venv
 
 pytestmark = pytest.mark.slow
 
@@ -63,24 +60,9 @@ def _run(python: Path, *args: str, cwd: Path, timeout: float = 300) -> subproces
 
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv that sees this environment's packages and has the example installed."""
-    base = tmp_path_factory.mktemp("example_plugin")
-    # pip builds a local folder in place (build/, *.egg-info): build a copy, not the checkout.
-    source = shutil.copytree(EXAMPLE, base / "src",
-                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=base)
-    # addsitedir (not a bare path line) so the parent's own .pth files run too: wmbench is
-    # installed there in editable mode, through one.
-    parent = sysconfig.get_paths()["purelib"]
-    Path(site.stdout.strip(), "_wmbench_parent_env.pth").write_text(
-        f"import site; site.addsitedir({parent!r})\n", encoding="utf-8")
-    pip = _run(python, "-m", "pip", "install", "--no-index", "--no-deps", "--no-build-isolation",
-               "--disable-pip-version-check", "--quiet", str(source), cwd=base)
-    assert pip.returncode == 0, pip.stdout + pip.stderr
-    return python
+    """A fresh venv that sees this environment's packages and has the example installed
+    (offline: see testkit.fresh_venv)."""
+    return fresh_venv(tmp_path_factory.mktemp("example_plugin"), EXAMPLE)
 
 
 def test_installed_attacks_are_listed_with_their_distribution(venv_python: Path, tmp_path: Path) -> None:

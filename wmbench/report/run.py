@@ -57,8 +57,9 @@ class StoredRun:
         return frozenset(a["label"] for a in self.attacks if a.get("tags", {}).get("prefix"))
 
     def modality(self, name: str) -> ModalityInfo:
-        return self.modalities.get(name) or ModalityInfo(name, name.capitalize(), "item", (), None,
-                                                         ModalityInfo.from_entry({"name": name}).pools, {})
+        """What the run declared about ``name``; a modality it never declared (records
+        written by hand) gets a bare description: its title, no metrics."""
+        return self.modalities.get(name) or ModalityInfo.from_entry({"name": name})
 
     def method_entry(self, label: str) -> dict[str, Any] | None:
         return next((m for m in (self.manifest or {}).get("methods", []) if m.get("label") == label), None)
