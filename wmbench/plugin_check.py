@@ -243,7 +243,7 @@ def check_empty_input(spec: AttackSpec, kind: Modality, seed: int) -> Check:
         return Check("empty input", SKIP, f"the {kind.name} modality declares no degenerate inputs")
     cases = [(e.label, e.item, e.allowed) for e in edge]
     allowed_names = sorted({a.__name__ for e in edge for a in e.allowed})
-    passed = (f"{' and '.join(e.label for e in edge)} give {kind.contract}"
+    passed = (f"{' and '.join(e.label for e in edge)} give{'s' if len(edge) == 1 else ''} {kind.contract}"
               + (f" or a {'/'.join(allowed_names)} with a message" if allowed_names else "") + " at every strength")
     skipped = []
     for label, item, allowed in cases:
