@@ -109,6 +109,25 @@ class OperatingPoint:
     disagree: bool
 
 
+def min_negatives(target_fpr: float) -> int:
+    """Negatives an empirical threshold at ``target_fpr`` needs to mean anything: ceil(1 / target).
+
+    With fewer, even a threshold below every negative cannot show an FPR as low as the target.
+    """
+    return math.ceil(1 / target_fpr - 1e-9)  # 1e-9: 1 / 0.001 must give 1000, not 1001
+
+
+def empirical_threshold(sorted_negatives: np.ndarray, target_fpr: float) -> float:
+    """The largest t with at most ``floor(target * n)`` of the (sorted) negatives strictly below t.
+
+    That is the (floor(target * n) + 1)-th smallest negative: "detected" means p < t, so
+    negatives tied with t are not false positives and the measured FPR never exceeds the
+    target (ties below t only lower it). 1.0 when the target allows every negative.
+    """
+    allowed = int(math.floor(target_fpr * len(sorted_negatives) + 1e-9))
+    return float(sorted_negatives[allowed]) if allowed < len(sorted_negatives) else 1.0
+
+
 def tpr_at_fpr(positives: Sequence[float], negatives: Sequence[float], target_fpr: float,
                method: str = "wilson") -> OperatingPoint:
     """TPR of p-values ``positives`` at ``target_fpr``, thresholds from theory and negatives."""
@@ -120,12 +139,11 @@ def tpr_at_fpr(positives: Sequence[float], negatives: Sequence[float], target_fp
     theory_fpr = rate(int((neg < target_fpr).sum()), len(neg), method)
     empirical = threshold = None
     if len(neg):
-        allowed = int(math.floor(target_fpr * len(neg) + 1e-9))
-        threshold = float(neg[allowed]) if allowed < len(neg) else 1.0
+        threshold = empirical_threshold(neg, target_fpr)
         empirical = rate(int((pos < threshold).sum()), len(pos), method)
     return OperatingPoint(
         target_fpr=target_fpr, theory=theory, theory_fpr=theory_fpr, empirical=empirical,
-        empirical_threshold=threshold, resolvable=len(neg) * target_fpr >= 1,
+        empirical_threshold=threshold, resolvable=len(neg) >= min_negatives(target_fpr),
         disagree=theory_fpr.n > 0 and theory_fpr.low > target_fpr,
     )
 
