@@ -173,3 +173,25 @@ def test_json_has_operating_points_at_configurable_target_fprs(tmp_path: Path, c
     assert [p["resolvable"] for p in points] == [False, False, True]  # 10 negatives resolve 0.2 only
     code, _, err = cli("verdict", folder, "--target-fpr", "2")
     assert_one_line_error(code, err, "--target-fpr")
+
+
+def _clean_only(negatives: int) -> list[Record]:
+    out = [cell("m", "image", "none", 0, None, f"img{s}", True, 1e-9, psnr=40.0) for s in range(5)]
+    out += [cell("m", "image", "none", 0, None, f"neg{s}", False, (s + 0.5) / negatives, psnr=None)
+            for s in range(negatives)]
+    return out
+
+
+@pytest.mark.parametrize("negatives, resolvable", [(8, False), (99, False), (100, True), (250, True)])
+def test_the_verdict_says_when_1_percent_fpr_is_not_resolvable(negatives: int, resolvable: bool) -> None:
+    """With fewer than 100 clean negatives the 1 % threshold is theory's alone: the table says so."""
+    verdict = build_verdict([run(_clean_only(negatives))])
+    (method,) = verdict.modalities[0].methods
+    assert method.clean.resolvable is resolvable
+    row = next(line for line in verdict_table(verdict).splitlines() if line.startswith("m "))
+    assert (f"/{negatives} ?" in row) is not resolvable, row
+    assert verdict_json(verdict)["modalities"][0]["methods"][0]["threshold_resolvable"] is resolvable
+    from wmbench.report.html import render_report
+
+    card = render_report(run(_clean_only(negatives))).split('id="verdict"', 1)[1].split("</section>", 1)[0]
+    assert ("<small>not resolvable</small>" in card) is not resolvable

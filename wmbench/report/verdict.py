@@ -389,13 +389,13 @@ def verdict_table(verdict: Verdict) -> str:
     lines = []
     for mv in verdict.modalities:
         lines.append(f"== {mv.modality} ==")
-        header = ("method", "TPR@1%FPR [95% CI]", "FPR", "AUC", "most robust vs", "cheapest erasure (quality cost)",
-                  "erased / families")
+        header = ("method", "clean TPR@1%FPR [95% CI]", "FPR", "AUC", "most robust vs",
+                  "cheapest erasure (quality cost)", "erased / families")
         body = []
         for m in mv.methods:
             t = m.clean.theory
             auc_text = "n/a" if m.roc is None else f"{m.roc.auc:.3f}"
-            flag = " !" if m.clean.disagree else ""
+            flag = (" !" if m.clean.disagree else "") + ("" if m.clean.resolvable else " ?")
             body.append((m.method, f"{t.value:.2f} [{t.low:.2f}, {t.high:.2f}]" if t.n else "n/a",
                          f"{m.clean.theory_fpr.k}/{m.clean.theory_fpr.n}{flag}", auc_text,
                          getattr(m.most_robust, "attack", "-"),
@@ -411,7 +411,8 @@ def verdict_table(verdict: Verdict) -> str:
         lines.append("")
     lines.append(verdict.reading)
     lines.append(f"(acceptable quality: {verdict.acceptable_text}; erased: TPR at 1 % FPR below {ERASED_BELOW:g}; "
-                 "! = negatives fire more often than the p-values promise)")
+                 "! = negatives fire more often than the p-values promise; ? = too few negatives to resolve 1 % FPR, "
+                 "the threshold is theory's, unchecked)")
     return "\n".join(lines)
 
 
