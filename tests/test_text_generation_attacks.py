@@ -101,8 +101,9 @@ def test_emoji_in_a_suite_runs_for_generation_marks_and_skips_lexical(tmp_path, 
     negatives = {c["sample"] for c in read_cells(tmp_path / "run").values() if c["method"] == "kgw"
                  and not c["marked"] and c["attack"] == "none"}
     assert {c["sample"] for c in kgw_cells} < negatives  # human texts under kgw get no emoji cell
-    # The attacker's text has no original: its similarity is measured against the unmarked
-    # generation of the same prompt (never against itself, which would be 1 by construction).
+    # The attacker's text has no original: similarity is not measured (never the text against
+    # itself, 1 by construction), and the cell says why; fluency (perplexity) is measured.
     for c in kgw_cells:
-        assert c["similarity"] is not None and 0 < c["similarity"] < 1, c
-        assert "unmarked generation of the same prompt" in json.loads(c["extra"])["similarity_note"]
+        extra = json.loads(c["extra"])
+        assert c["similarity"] is None and "no original to compare with" in extra["similarity_missing"], c
+        assert c["perplexity"] is not None and c["perplexity"] > 1

@@ -116,8 +116,8 @@ def run_job(job: Job, ctx: RunContext) -> list[Record]:
     except Exception as exc:
         return failed_job(job, f"embedded item missing from the run cache: {_error_text(exc, ctx.debug)}")
     generated = _generate_with_fillers(job, ctx, method, original) if _filler_attack(job) else None
-    return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative, generated,
-                      twin=negative) for cell in job.cells]
+    return [_run_cell(job, cell, ctx, method, kind, original, marked if cell.marked else negative, generated)
+            for cell in job.cells]
 
 
 def _generate_with_fillers(job: Job, ctx: RunContext, method: Watermarker,
@@ -217,10 +217,7 @@ def _filler_attack(job: Job) -> bool:
 
 
 def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: Modality,
-              original: Any, unattacked: Any, generated: dict[int, tuple] | None = None,
-              twin: Any = None) -> Record:
-    """One cell: attack, detect, measure. ``twin`` is the sample's unmarked twin (a
-    generation mark's unmarked generation), the reference of a generation-time attack."""
+              original: Any, unattacked: Any, generated: dict[int, tuple] | None = None) -> Record:
     rng = np.random.default_rng(attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index))
     t0 = time.perf_counter()
     try:
@@ -238,18 +235,22 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
         return _record(job, cell, error=_error_text(exc, ctx.debug), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     # A generation-time attack leaves the attacker a whole text of its own, with no
-    # original to compare it with. What can be measured is measured: its fluency, and
-    # its similarity to the unmarked generation of the same prompt written without the
-    # filler (the twin), said in a note. Never the text against itself (1 by construction).
+    # original: only what the item shows alone (fluency) can be measured. Against the
+    # unmarked twin it would measure the mark's own divergence (for unigram/kgw on the
+    # n-gram LM the clean marked text is already at similarity ~0.45-0.49 to its twin),
+    # and against itself it would be 1 by construction: so it stays empty, with the reason.
     generation_time = _filler_attack(job)
-    reference = twin if generation_time else _reference(method, original, unattacked)
+    reference = attacked if generation_time else _reference(method, original, unattacked)
     options = {**ctx.settings.get(kind.name, {}), "attacked": job.attack is not None}
     measured = kind.measure(reference, attacked, options)
+    if generation_time:
+        for spec in kind.metrics:
+            if not spec.intrinsic:
+                measured[spec.name] = None
+                measured[f"{spec.name}_missing"] = ("not measured: a generation-time attack's text has no original "
+                                                    "to compare with")
     notes = {k: v for k, v in measured.items() if isinstance(v, str)}
     metrics = {m.name: _number(measured.get(m.name)) for m in kind.metrics}
-    if generation_time:
-        notes["similarity_note"] = ("generation-time attack: similarity to the unmarked generation of the same "
-                                    "prompt, written without the filler")
     return _record(job, cell, **_detection_fields(detection, ctx.alpha), metrics=metrics, seconds=seconds,
                    extra={**detection.extra, **notes} or None)
 
