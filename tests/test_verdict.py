@@ -195,3 +195,19 @@ def test_the_verdict_says_when_1_percent_fpr_is_not_resolvable(negatives: int, r
 
     card = render_report(run(_clean_only(negatives))).split('id="verdict"', 1)[1].split("</section>", 1)[0]
     assert ("<small>not resolvable</small>" in card) is not resolvable
+
+
+def test_an_erasure_of_unmeasured_quality_is_never_acceptable() -> None:
+    """A generation-time attack leaves similarity unmeasured: erased, but not 'at acceptable quality'."""
+    records = []
+    for s in range(10):
+        sample = f"p{s}"
+        records += [cell("gen", "text", "none", 0, None, sample, True, 1e-12, similarity=1.0),
+                    cell("gen", "text", "none", 0, None, sample, False, 0.5, similarity=1.0),
+                    cell("gen", "text", "emoji", 0, 1.0, sample, True, 0.4, similarity=None),
+                    cell("gen", "text", "emoji", 0, 1.0, sample, False, 0.6, similarity=None)]
+    verdict = build_verdict([run(records)])
+    (method,) = verdict.modalities[0].methods
+    assert [f.attack for f in method.erased] == ["emoji"] and method.erased_acceptably == []
+    assert "emoji: erased, quality loss not measured" in verdict_table(verdict)
+    assert "quality loss that was not measured (emoji)" in method.reading

@@ -39,7 +39,7 @@ from wmbench.report.formatting import (
 )
 from wmbench.report.page import clean_value, method_views, modality_groups
 from wmbench.report.run import StoredRun
-from wmbench.report.verdict import build_verdict, cost_text
+from wmbench.report.verdict import build_verdict, cheapest_text
 
 REPORT_NAME = "report.html"
 DEFAULT_ALPHA = 0.01  # only used when a store has no alpha in its metadata
@@ -166,6 +166,6 @@ def _environment() -> Environment:
         "format_key": lambda css: f"k-{css}",
     })
     env.globals["fpr_exceeds_alpha"] = fpr_exceeds_alpha
-    env.globals["cost_text"] = cost_text
+    env.globals["cheapest_text"] = cheapest_text
     env.globals["clean_value"] = clean_value
     return env

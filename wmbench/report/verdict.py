@@ -372,6 +372,17 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
                             "methods": [method_json(m) for m in mv.methods]} for mv in verdict.modalities]}
 
 
+def cheapest_text(info: ModalityInfo | None, method: MethodVerdict) -> str:
+    """The verdict table's cost cell for a method: its cheapest erasure, or why there is none."""
+    if not method.families:
+        return "no attack measured"
+    if not method.erased:
+        return "not erased within the tested range"
+    if method.cheapest is None:
+        return f"{method.erased[0].attack}: erased, quality loss not measured"
+    return cost_text(info, method.cheapest)
+
+
 def cost_text(info: ModalityInfo | None, family: FamilyResult | None) -> str:
     """The quality cost of an erasure in a few words: "jpeg 30: PSNR -4.2 dB"."""
     if family is None:
@@ -399,8 +410,7 @@ def verdict_table(verdict: Verdict) -> str:
             body.append((m.method, f"{t.value:.2f} [{t.low:.2f}, {t.high:.2f}]" if t.n else "n/a",
                          f"{m.clean.theory_fpr.k}/{m.clean.theory_fpr.n}{flag}", auc_text,
                          getattr(m.most_robust, "attack", "-"),
-                         "no attack measured" if not m.families else cost_text(mv.info, m.cheapest)
-                         if m.erased else "not erased within the tested range",
+                         cheapest_text(mv.info, m),
                          f"{len(m.erased)}/{len(m.families)} ({len(m.erased_acceptably)} acceptable)"))
         widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
         for row in [header, tuple("-" * w for w in widths), *body]:
