@@ -60,7 +60,24 @@ def _random_position(rng: np.random.Generator) -> tuple[float, float]:
     return float(top_pos), float(left_pos)
 
 
-@attack("crop_center", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
+def _crop_kept(image: np.ndarray, fraction: float) -> float:
+    """A crop keeping ``fraction`` of each side keeps this share of the pixels (rounded as cut)."""
+    height, width = image.shape[:2]
+    return _scaled(height, float(fraction)) * _scaled(width, float(fraction)) / float(height * width)
+
+
+def _rotated_fraction(height: int, width: int, degrees: float) -> float:
+    """Share of the original's pixels still on the canvas after rotating by ``degrees``.
+
+    Rotation is an isometry, so the share of the original that stays on the canvas equals
+    the share of the canvas the rotated image covers: the mean of a rotated all-white mask.
+    """
+    return float(rotate(np.full((height, width, 3), 255, np.uint8), degrees, np.random.default_rng(0))
+                 [..., 0].astype(bool).mean())
+
+
+@attack("crop_center", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
+        kept=_crop_kept)
 def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side; the smaller image is returned.
 
@@ -70,7 +87,8 @@ def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) ->
     return _crop(image, float(strength), 0.5, 0.5)
 
 
-@attack("crop_random", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
+@attack("crop_random", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
+        kept=_crop_kept)
 def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Crop at a random position keeping this fraction of each side; not resized back.
 
@@ -80,7 +98,8 @@ def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) ->
     return _crop(image, float(strength), *_random_position(rng))
 
 
-@attack("crop_center_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
+@attack("crop_center_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
+        kept=_crop_kept)
 def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side, scaled back to full size.
 
@@ -91,7 +110,8 @@ def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Genera
     return _resize(_crop(image, float(strength), 0.5, 0.5), width, height)
 
 
-@attack("crop_random_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS)
+@attack("crop_random_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
+        kept=_crop_kept)
 def crop_random_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Random-position crop keeping this fraction of each side, scaled back to full size."""
     height, width = image.shape[:2]
@@ -110,7 +130,8 @@ def resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     return _resize(image, _scaled(width, factor), _scaled(height, factor))
 
 
-@attack("rotate", modality="image", tags={"family": "rotate", "geometric": True}, strengths=[1, 2, 5, 10, 45])
+@attack("rotate", modality="image", tags={"family": "rotate", "geometric": True}, strengths=[1, 2, 5, 10, 45],
+        kept=lambda image, degrees: _rotated_fraction(image.shape[0], image.shape[1], float(degrees)))
 def rotate(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Rotate counter-clockwise by this many degrees on the same canvas, black corners.
 

@@ -120,7 +120,8 @@ def _place(length: int, size: int, position: float) -> int:
     return int(math.floor(position * (length - size) + 0.5))
 
 
-@attack("occlusion", modality="image", tags={"family": "occlusion"}, strengths=[0.05, 0.1, 0.25, 0.5])
+@attack("occlusion", modality="image", tags={"family": "occlusion"}, strengths=[0.05, 0.1, 0.25, 0.5],
+        kept=lambda image, strength: 1.0 - float(strength))
 def occlusion(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Cover this fraction of the area with one flat-coloured rectangle at a random place.
 

@@ -107,7 +107,7 @@ def test_the_manifest_holds_the_resolved_plan(project: Path) -> None:
     samples = {s["id"]: s for s in manifest["samples"]}
     assert samples["coffee.png"]["role"] == "item" and samples["prompts:1"]["role"] == "prompt"
     assert set(manifest["modalities"]) == {"image", "text"}
-    assert [m["name"] for m in manifest["modalities"]["image"]["metrics"]] == ["psnr", "ssim"]
+    assert [m["name"] for m in manifest["modalities"]["image"]["metrics"]] == ["psnr", "ssim", "kept"]
     plugin = manifest["plugins"]["files"][0]
     digest = hashlib.sha256((project / "plugins" / "posterize.py").read_bytes()).hexdigest()
     assert plugin == {"path": str((project / "plugins" / "posterize.py").resolve()), "sha256": digest}

@@ -19,7 +19,9 @@ _keys = itertools.count()
 
 def cell(method: str, modality: str, attack: str, index: int, strength: Any, sample: str, marked: bool,
          p: float, tokens: int | None = None, **metrics: Any) -> Record:
-    """One cell; keyword arguments other than ``tokens`` are quality metrics (psnr=, similarity=)."""
+    """One cell; keyword arguments other than ``tokens`` are quality metrics (psnr=, similarity=, kept=)."""
+    if modality == "image":  # the runner records the content an attack keeps on every image cell
+        metrics.setdefault("kept", 1.0)
     return Record(cell_key=f"c{next(_keys)}", sample=sample, modality=modality, method=method, wm_key="k",
                   attack=attack, strength=strength, strength_index=index, marked=marked, score=0.0, p_value=p,
                   detected=p < 0.01, seconds=0.01, tokens=tokens, metrics=metrics)
@@ -74,7 +76,7 @@ def test_quality_cost_to_erase_is_the_least_loss_among_erasing_strengths() -> No
 def test_readings_follow_from_the_numbers() -> None:
     verdict = build_verdict([run(image_run() + text_run())])
     [images, text] = verdict.modalities
-    assert "erased at acceptable quality (PSNR >= 30 dB) by 0 of 2 attack families (0 %)" in images.reading
+    assert "erased at acceptable quality (PSNR >= 30 dB and Content kept >= 0.8) by 0 of 2 attack families (0 %)" in images.reading
     assert "by 1 of 1 attack families (100 %): synonym" in text.reading
     assert verdict.reading.startswith("At 1 % FPR, the best image mark (robust) is more robust than the best text "
                                       "mark (skew): 0 % vs 100 %")
@@ -211,3 +213,21 @@ def test_an_erasure_of_unmeasured_quality_is_never_acceptable() -> None:
     assert [f.attack for f in method.erased] == ["emoji"] and method.erased_acceptably == []
     assert "emoji: erased, quality loss not measured" in verdict_table(verdict)
     assert "quality loss that was not measured (emoji)" in method.reading
+
+
+def test_a_flip_is_an_acceptable_quality_attack_and_a_deep_crop_is_not() -> None:
+    """Against the aligned original a mirror flip costs only what the mark cost (PSNR of the
+    clean row), so an erasure by flip is at acceptable quality; a crop that keeps a quarter
+    of the content is not, however well its pixels match."""
+    records = []
+    for s in range(10):
+        sample = f"img{s}"
+        records += [cell("m", "image", "none", 0, None, sample, True, 1e-9, psnr=42.0),
+                    cell("m", "image", "none", 0, None, sample, False, 0.5, psnr=None),
+                    cell("m", "image", "flip", 0, "horizontal", sample, True, 0.3, psnr=42.0, kept=1.0),
+                    cell("m", "image", "flip", 0, "horizontal", sample, False, 0.5, psnr=float("inf"), kept=1.0),
+                    cell("m", "image", "crop", 0, 0.5, sample, True, 0.3, psnr=41.0, kept=0.25),
+                    cell("m", "image", "crop", 0, 0.5, sample, False, 0.5, psnr=float("inf"), kept=0.25)]
+    (method,) = build_verdict([run(records)]).modalities[0].methods
+    assert {f.attack for f in method.erased} == {"flip", "crop"}
+    assert [f.attack for f in method.erased_acceptably] == ["flip"]

@@ -99,6 +99,7 @@ def attack(
     parameters: dict[str, Any] | None = None,
     filler: str | None = None,
     tags: dict[str, Any] | None = None,
+    kept: Callable[[Any, Any], float] | None = None,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register ``fn(item, strength, rng)`` as an attack; the function is returned unchanged.
 
@@ -117,6 +118,10 @@ def attack(
     count as one kind, e.g. "compression"), ``geometric`` (True: it moves pixels, so
     pixel metrics against the unaligned original say little), ``prefix`` (True: its
     cells are detections on prefixes of the item, which give "tokens needed").
+    A ``geometric`` attack is measured against the original put through the attack's
+    geometric steps (same draws), so a mirror flip costs what the mark cost, not what the
+    misalignment does. ``kept(item, strength)`` declares the fraction of the item's
+    content the attack keeps (a crop keeps strength²); undeclared, it keeps everything.
     The spec is attached to the function as ``fn.wmbench_attack``.
     """
 
@@ -127,7 +132,7 @@ def attack(
     def register(fn: AttackFn) -> AttackFn:
         doc = description if description is not None else (fn.__doc__ or "").strip().split("\n")[0]
         spec = AttackSpec(name=name, modality=modality, strengths=tuple(strengths), apply=fn, description=doc,
-                          parameters=declared, filler=filler, tags=checked_tags)
+                          parameters=declared, filler=filler, tags=checked_tags, kept=kept)
         fn.wmbench_attack = registry.register_attack(spec)  # type: ignore[attr-defined]
         return fn
 
@@ -169,6 +174,7 @@ class Attack:
     parameters: ClassVar[dict[str, Any]] = {}
     filler: ClassVar[str | None] = None  # see :func:`attack`
     tags: ClassVar[dict[str, Any]] = {}  # see :func:`attack`
+    kept: ClassVar[Callable[[Any, Any], float] | None] = None  # see :func:`attack` (a staticmethod)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,6 +193,7 @@ class Attack:
                 parameters=declared,
                 filler=cls.filler,
                 tags=_validate_tags(cls.name, cls.tags),
+                kept=cls.kept,
             )
         )
 

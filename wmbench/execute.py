@@ -177,6 +177,28 @@ def apply_steps(steps: Sequence[ChainStep], kind: Modality, item: Any, strength:
     return out
 
 
+def align(steps: Sequence[ChainStep], kind: Modality, reference: Any, strength: Any,
+          seed: list[int]) -> tuple[Any, float]:
+    """The reference put through the attack's ``geometric`` steps with the cell's draws, and
+    the fraction of content the attack keeps (the product of its steps' declarations).
+
+    Quality is then measured against what the attack did to the geometry: a mirror flip of
+    a marked photo compares with the flipped original and costs what the mark cost. The
+    replay takes a generator seeded as the cell's was, so a random crop cuts the same
+    window (exact when the geometric steps come first or the others draw nothing).
+    """
+    rng = np.random.default_rng(seed)
+    kept = 1.0
+    for step in steps:
+        spec = registry.get_attack(step.attack)
+        value = strength if step.strength is None else step.strength
+        if spec.kept is not None:
+            kept *= float(spec.kept(reference, value))
+        if spec.tags.get("geometric"):
+            reference = apply_steps((step,), kind, reference, strength, rng)
+    return reference, kept
+
+
 def replay_attack(attack: AttackConfig, kind: Modality, item: Any, *, seed: int, sample_id: str,
                   strength_index: int) -> Any:
     """``item`` put through ``attack`` exactly as the cell (sample, strength) of a run with
@@ -241,7 +263,15 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
     # and against itself it would be 1 by construction: so it stays empty, with the reason.
     generation_time = _filler_attack(job)
     reference = attacked if generation_time else _reference(method, original, unattacked)
-    options = {**ctx.settings.get(kind.name, {}), "attacked": job.attack is not None}
+    steps = job.attack.steps if job.attack else ()
+    seed = attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index)
+    try:
+        reference, kept = align(steps, kind, reference, cell.strength, seed)
+    except Exception as exc:  # the attack ran, its geometric replay did not: say so, measure nothing
+        return _record(job, cell, **_detection_fields(detection, ctx.alpha), seconds=seconds,
+                       extra={**detection.extra, "quality_missing": f"aligning the reference failed: "
+                                                                     f"{_error_text(exc, ctx.debug)}"})
+    options = {**ctx.settings.get(kind.name, {}), "attacked": job.attack is not None, "kept": kept}
     measured = kind.measure(reference, attacked, options)
     if generation_time:
         for spec in kind.metrics:

@@ -118,6 +118,9 @@ class AttackSpec:
     # after words (at the swept strength as rate), then ``apply`` post-processes it.
     filler: str | None = None
     tags: dict[str, Any] = field(default_factory=dict, hash=False)
+    # (item, strength) -> the fraction of the item's content the attack keeps (a crop keeps
+    # strength², a rotation what stays on the canvas); None: it keeps everything
+    kept: Callable[[Any, Any], float] | None = field(default=None, hash=False, compare=False)
 
     @property
     def generation_time(self) -> bool:

@@ -143,11 +143,14 @@ def _damage(info: ModalityInfo, row: Row, clean: Row | None) -> Damage:
     return Damage(spec.name, level, drop)
 
 
-def _acceptable(info: ModalityInfo, damage: Damage) -> bool:
-    spec = _damage_spec(info)
-    if damage.level is None or spec is None:
+def _acceptable(info: ModalityInfo, row: Row) -> bool:
+    """Every metric with a declared acceptable level was measured on the row and is within it
+    (images: PSNR against the aligned original and the content kept; text: similarity).
+    A metric that was not measured is unknown, and unknown is never acceptable."""
+    levels = [spec for spec in info.metrics if spec.acceptable is not None]
+    if not levels:
         return False
-    return bool(spec.acceptable_at(damage.level))
+    return all((value := row.metric(spec.name).marked) is not None and spec.acceptable_at(value) for spec in levels)
 
 
 def _family(info: ModalityInfo, attack: str, rows: Sequence[Row], clean: Row | None) -> FamilyResult:
@@ -163,7 +166,7 @@ def _family(info: ModalityInfo, attack: str, rows: Sequence[Row], clean: Row | N
         lowest_tpr=min((r.tpr for r in usable), key=lambda t: t.value, default=empty),
         erased_at=pick[0].strength if pick else None,
         damage=pick[1] if pick else None,
-        acceptable=any(_acceptable(info, d) for _, d in erasing),
+        acceptable=any(_acceptable(info, r) for r, _ in erasing),
     )
 
 
@@ -222,19 +225,23 @@ def build_verdict(runs: Sequence[StoredRun], extra_fprs: Sequence[float] = EXTRA
 
 
 def _convention(info: ModalityInfo | None) -> dict[str, Any] | None:
+    """The damage metric (the cost of an erasure) and every declared acceptable level."""
     spec = _damage_spec(info) if info else None
     if spec is None:
         return None
+    levels = {s.name: {"acceptable": s.acceptable, "unit": s.unit, "higher_is_better": s.higher_is_better,
+                       "source": s.acceptable_source} for s in info.metrics if s.acceptable is not None}
     return {"metric": spec.name, "unit": spec.unit, "higher_is_better": spec.higher_is_better,
-            "acceptable": spec.acceptable, "source": spec.acceptable_source}
+            "acceptable": spec.acceptable, "source": spec.acceptable_source, "levels": levels}
 
 
 def _threshold_text(info: ModalityInfo | None) -> str:
-    spec = _damage_spec(info) if info else None
-    if spec is None or spec.acceptable is None:
+    """The declared acceptable levels in words: "PSNR >= 30 dB and Content kept >= 0.8"."""
+    levels = [spec for spec in (info.metrics if info else ()) if spec.acceptable is not None]
+    if not levels:
         return "no acceptable level declared"
-    unit = f" {spec.unit}" if spec.unit else ""
-    return f"{spec.label} {'>=' if spec.higher_is_better else '<='} {spec.acceptable:g}{unit}"
+    return " and ".join(f"{spec.label} {'>=' if spec.higher_is_better else '<='} {spec.acceptable:g}"
+                        + (f" {spec.unit}" if spec.unit else "") for spec in levels)
 
 
 # -- readings: sentences that follow from the numbers ----------------------------------
@@ -392,7 +399,8 @@ def cost_text(info: ModalityInfo | None, family: FamilyResult | None) -> str:
     if damage is None or spec is None or damage.drop is None:
         return f"{family.attack} {family.erased_at}: quality loss not measured"
     unit = f" {spec.unit}" if spec.unit else ""
-    return f"{family.attack} {family.erased_at}: {spec.label} -{damage.drop:.{min(spec.digits, 2)}f}{unit}"
+    change = -damage.drop if spec.higher_is_better else damage.drop  # signed as the metric moved
+    return f"{family.attack} {family.erased_at}: {spec.label} {change:+.{min(spec.digits, 2)}f}{unit}"
 
 
 def verdict_table(verdict: Verdict) -> str:

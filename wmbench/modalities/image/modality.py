@@ -14,17 +14,26 @@ import numpy as np
 
 from wmbench.types import EdgeCase, MetricSpec, Modality, NegativePools, SampleKind
 
+ALIGNED = ("the clean original, put through the attack's geometric steps (a flip compares with the flipped "
+           "original)")
+
 METRICS = (
     MetricSpec(
-        "psnr", "PSNR", unit="dB", higher_is_better=True,
-        reference="the clean original, pixel-aligned (empty when an attack changed the size)",
+        "psnr", "PSNR", unit="dB", higher_is_better=True, reference=ALIGNED,
         acceptable=30.0, acceptable_source="common engineering rule: below ~30 dB a change is plainly visible",
         description="peak signal-to-noise ratio of the item against the clean original", digits=1),
     MetricSpec(
-        "ssim", "SSIM", higher_is_better=True,
-        reference="the clean original, pixel-aligned (empty when an attack changed the size)",
+        "ssim", "SSIM", higher_is_better=True, reference=ALIGNED,
         description="structural similarity (Wang et al. 2004), mean over colour channels", digits=4,
         show_unmarked=False),
+    MetricSpec(
+        "kept", "Content kept", higher_is_better=True,
+        reference="the original's pixels: the share the attack declares it keeps (a crop keeps strength², "
+                  "a rotation what stays on the canvas, an occlusion what is not covered)",
+        description="fraction of the original's content still in the item", digits=2, show_unmarked=False,
+        judges_damage=False,  # declared by the attack, not measured on its output (check-plugin has none)
+        acceptable=0.8, acceptable_source="wmbench convention after MarkMyWords (Piet et al. 2023), which keeps "
+                                          "attacks at >= 80 % of the unattacked quality"),
 )
 
 # Tiny images for check-plugin's edge cases: a 1x1 pixel and an 8x8 tile, below any real
@@ -40,10 +49,11 @@ def problem(item: Any) -> str | None:
 
 
 def measure(reference: Any, item: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Against the clean original: the damage of embedding and attack together."""
+    """Against the clean original, aligned by the core with the attack's geometric steps:
+    the damage of embedding and attack together; ``kept`` as the attack declares it."""
     from wmbench.modalities.image.quality import psnr, ssim
 
-    return {"psnr": psnr(reference, item), "ssim": ssim(reference, item)}
+    return {"psnr": psnr(reference, item), "ssim": ssim(reference, item), "kept": options.get("kept")}
 
 
 def _tiny_image(shape: tuple[int, int, int]) -> np.ndarray:

@@ -135,19 +135,19 @@ def _ordered(example: "MethodExample", attacks: list["AttackConfig"]) -> list["A
 
 
 def _strongest_same_size(example: "MethodExample", marked: np.ndarray, attack: "AttackConfig",
-                         notes: list[str]) -> tuple[int, np.ndarray] | None:
-    """The strongest strength whose attacked image keeps the size, recomputed; None if none does."""
-    for i in example.usable(attack):
-        if example.record(attack.label, i).metric("psnr") is None:  # no PSNR: the cell's image changed size
-            continue
+                         notes: list[str]) -> tuple[int, np.ndarray] | bool:
+    """The strongest strength whose attacked image keeps the size, replayed; else True when
+    every usable strength changed the size, False when there is nothing to show."""
+    usable = example.usable(attack)
+    for i in usable:
         try:
             out = example.attacked(marked, attack, i)
         except Exception as exc:
             notes.append(f"{attack.label}: could not be run again here ({type(exc).__name__}: {exc})")
-            return None
+            return False
         if out.shape == marked.shape:
             return i, out
-    return None
+    return bool(usable)
 
 
 def build_gallery(example: "MethodExample") -> Gallery:
@@ -170,9 +170,8 @@ def build_gallery(example: "MethodExample") -> Gallery:
     if marked is not None:
         for attack in _ordered(example, example.attacks()):
             found = _strongest_same_size(example, marked, attack, notes)
-            if found is None:
-                usable = example.usable(attack)
-                if usable and all(example.record(attack.label, i).metric("psnr") is None for i in usable):
+            if isinstance(found, bool):
+                if found:
                     resized.append(attack.label)
                 continue
             i, attacked = found
