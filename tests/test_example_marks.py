@@ -16,7 +16,6 @@ import ast
 import importlib.util
 import io
 import json
-import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -27,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from scipy import stats
-from testkit import cli_env, fresh_venv
+from testkit import fresh_venv, run_python
 
 from wmbench.api import DetectorRefused, Watermarker
 from wmbench.modalities.image.quality import psnr
@@ -218,11 +217,6 @@ strengths = [70]
 '''
 
 
-def _run(python: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=cli_env())
-
-
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv that sees this environment's packages and has the example installed
@@ -232,7 +226,7 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_installed_method_is_listed_with_its_distribution(venv_python: Path, tmp_path: Path) -> None:
-    out = _run(venv_python, "-m", "wmbench", "list", "methods", cwd=tmp_path)
+    out = run_python(venv_python, "-m", "wmbench", "list", "methods", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines()}
     assert lines["spreadSpectrum"].endswith(f"[{SOURCE}]"), lines["spreadSpectrum"]
@@ -243,10 +237,10 @@ def test_installed_method_is_listed_with_its_distribution(venv_python: Path, tmp
 @pytest.mark.slow
 def test_suite_runs_the_installed_method(venv_python: Path, tmp_path: Path) -> None:
     (tmp_path / "suite.toml").write_text(SUITE, encoding="utf-8")
-    run = _run(venv_python, "-m", "wmbench", "run", "suite.toml", "--out", "out", "--workers", "1",
+    run = run_python(venv_python, "-m", "wmbench", "run", "suite.toml", "--out", "out", "--workers", "1",
                "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    export = _run(venv_python, "-m", "wmbench", "export", "out", "--format", "jsonl", cwd=tmp_path)
+    export = run_python(venv_python, "-m", "wmbench", "export", "out", "--format", "jsonl", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
     rows = [json.loads(line) for line in export.stdout.splitlines()]
     assert rows and {r["method"] for r in rows} == {"spreadSpectrum"}

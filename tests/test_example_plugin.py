@@ -13,11 +13,10 @@ runs with ``--no-index --no-deps --no-build-isolation``.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from testkit import cli_env, fresh_venv
+from testkit import fresh_venv, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +52,6 @@ strengths = [0.25, 1.0]
 '''
 
 
-def _run(python: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=cli_env())
-
-
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv that sees this environment's packages and has the example installed
@@ -66,7 +60,7 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_installed_attacks_are_listed_with_their_distribution(venv_python: Path, tmp_path: Path) -> None:
-    out = _run(venv_python, "-m", "wmbench", "list", "attacks", cwd=tmp_path)
+    out = run_python(venv_python, "-m", "wmbench", "list", "attacks", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines()}
     assert lines["posterize"].endswith(f"({SOURCE})") and "[6, 5, 4, 3, 2]" in lines["posterize"]
@@ -75,7 +69,7 @@ def test_installed_attacks_are_listed_with_their_distribution(venv_python: Path,
 
 
 def test_installed_attack_passes_check_plugin(venv_python: Path, tmp_path: Path) -> None:
-    out = _run(venv_python, "-m", "wmbench", "check-plugin", "posterize", cwd=tmp_path)
+    out = run_python(venv_python, "-m", "wmbench", "check-plugin", "posterize", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines()[0] == f"attack posterize (image) from {SOURCE}"
     assert out.stdout.rstrip().endswith("posterize: 6 passed, 0 failed")
@@ -83,10 +77,10 @@ def test_installed_attack_passes_check_plugin(venv_python: Path, tmp_path: Path)
 
 def test_suite_runs_the_installed_attacks(venv_python: Path, tmp_path: Path) -> None:
     (tmp_path / "suite.toml").write_text(SUITE, encoding="utf-8")
-    run = _run(venv_python, "-m", "wmbench", "run", "suite.toml", "--out", "out", "--workers", "1",
+    run = run_python(venv_python, "-m", "wmbench", "run", "suite.toml", "--out", "out", "--workers", "1",
                "--no-progress", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    export = _run(venv_python, "-m", "wmbench", "export", "out", "--format", "jsonl", cwd=tmp_path)
+    export = run_python(venv_python, "-m", "wmbench", "export", "out", "--format", "jsonl", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
     rows = [json.loads(line) for line in export.stdout.splitlines()]
     poster = [r for r in rows if r["attack"] == "posterize"]

@@ -156,6 +156,12 @@ def assert_one_line_error(code: int, stderr: str, *needles: str) -> None:
         assert needle in lines[0], (needle, lines[0])
 
 
+def run_python(python: Path, *args: Any, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python ARGS...`` (another environment's interpreter) in ``cwd``, output captured."""
+    return subprocess.run([str(python), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=cli_env())
+
+
 def fresh_venv(base: Path, *packages: Path, env: dict[str, str] | None = None) -> Path:
     """A new virtual environment under ``base`` with ``packages`` (local folders) pip-installed;
     returns its ``python``.
