@@ -258,7 +258,8 @@ def _loss_text(info: ModalityInfo, damage: Damage) -> str:
         return f"{spec.label} not measured"
     unit = f" {spec.unit}" if spec.unit else ""
     digits = min(spec.digits, 2)
-    return f"{spec.label} {damage.level:.{digits}f}{unit}, a drop of {damage.drop:.{digits}f}{unit}"
+    change = "a drop" if damage.drop >= 0 else "a rise"  # a downscale can smooth the mark away: a rise
+    return f"{spec.label} {damage.level:.{digits}f}{unit}, {change} of {abs(damage.drop):.{digits}f}{unit}"
 
 
 def _with_reading(v: MethodVerdict, info: ModalityInfo) -> MethodVerdict:
