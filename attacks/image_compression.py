@@ -29,7 +29,7 @@ def _round_trip(image: np.ndarray, fmt: str, **options: object) -> np.ndarray:
         return np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
 
 
-@attack("jpeg", modality="image", tags={"family": "compression"}, strengths=[90, 70, 50, 30])
+@attack("jpeg", modality="image", tags={"family": "compression"}, strengths=[90, 70, 50, 30], unit="JPEG quality")
 def jpeg(image: np.ndarray, strength: int, rng: np.random.Generator) -> np.ndarray:
     """JPEG re-compression at the given quality (lower is stronger).
 
@@ -41,7 +41,7 @@ def jpeg(image: np.ndarray, strength: int, rng: np.random.Generator) -> np.ndarr
     return _round_trip(image, "JPEG", quality=int(strength))
 
 
-@attack("webp", modality="image", tags={"family": "compression"}, strengths=[90, 70, 50, 30])
+@attack("webp", modality="image", tags={"family": "compression"}, strengths=[90, 70, 50, 30], unit="WebP quality")
 def webp(image: np.ndarray, strength: int, rng: np.random.Generator) -> np.ndarray:
     """Lossy WebP re-compression at the given quality (lower is stronger).
 

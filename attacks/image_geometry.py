@@ -77,7 +77,8 @@ def _rotated_fraction(height: int, width: int, degrees: float) -> float:
 
 
 @attack("crop_center", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
-        kept=_crop_kept)
+        kept=_crop_kept,
+        unit="fraction of each side kept")
 def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side; the smaller image is returned.
 
@@ -88,7 +89,8 @@ def crop_center(image: np.ndarray, strength: float, rng: np.random.Generator) ->
 
 
 @attack("crop_random", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
-        kept=_crop_kept)
+        kept=_crop_kept,
+        unit="fraction of each side kept")
 def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Crop at a random position keeping this fraction of each side; not resized back.
 
@@ -98,8 +100,9 @@ def crop_random(image: np.ndarray, strength: float, rng: np.random.Generator) ->
     return _crop(image, float(strength), *_random_position(rng))
 
 
-@attack("crop_center_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
-        kept=_crop_kept)
+@attack("crop_center_resize", modality="image", tags={"family": "crop", "geometric": True},
+        strengths=CROP_FRACTIONS, kept=_crop_kept,
+        unit="fraction of each side kept")
 def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Central crop keeping this fraction of each side, scaled back to full size.
 
@@ -110,15 +113,17 @@ def crop_center_resize(image: np.ndarray, strength: float, rng: np.random.Genera
     return _resize(_crop(image, float(strength), 0.5, 0.5), width, height)
 
 
-@attack("crop_random_resize", modality="image", tags={"family": "crop", "geometric": True}, strengths=CROP_FRACTIONS,
-        kept=_crop_kept)
+@attack("crop_random_resize", modality="image", tags={"family": "crop", "geometric": True},
+        strengths=CROP_FRACTIONS, kept=_crop_kept,
+        unit="fraction of each side kept")
 def crop_random_resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Random-position crop keeping this fraction of each side, scaled back to full size."""
     height, width = image.shape[:2]
     return _resize(_crop(image, float(strength), *_random_position(rng)), width, height)
 
 
-@attack("resize", modality="image", tags={"family": "resize", "geometric": True}, strengths=[0.9, 0.75, 0.5, 0.3])
+@attack("resize", modality="image", tags={"family": "resize", "geometric": True}, strengths=[0.9, 0.75, 0.5, 0.3],
+        unit="scale per side")
 def resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Downscale by this factor per side and keep the smaller size.
 
@@ -131,7 +136,8 @@ def resize(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
 
 
 @attack("rotate", modality="image", tags={"family": "rotate", "geometric": True}, strengths=[1, 2, 5, 10, 45],
-        kept=lambda image, degrees: _rotated_fraction(image.shape[0], image.shape[1], float(degrees)))
+        kept=lambda image, degrees: _rotated_fraction(image.shape[0], image.shape[1], float(degrees)),
+        unit="degrees")
 def rotate(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Rotate counter-clockwise by this many degrees on the same canvas, black corners.
 
@@ -155,7 +161,8 @@ def rotate(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     )
 
 
-@attack("flip", modality="image", tags={"family": "flip", "geometric": True}, strengths=["horizontal", "vertical"])
+@attack("flip", modality="image", tags={"family": "flip", "geometric": True}, strengths=["horizontal", "vertical"],
+        unit="axis")
 def flip(image: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
     """Mirror the image left-right ("horizontal") or upside down ("vertical").
 

@@ -18,7 +18,8 @@ _TEMPLATE_WINDOW = 7
 _SEARCH_WINDOW = 21
 
 
-@attack("denoise", modality="image", tags={"family": "denoise"}, strengths=[3, 5, 10, 15])
+@attack("denoise", modality="image", tags={"family": "denoise"}, strengths=[3, 5, 10, 15],
+        unit="filter strength h")
 def denoise(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Non-local means denoising with this filter strength h (OpenCV, colour version).
 

@@ -31,7 +31,7 @@ def _levels() -> np.ndarray:
     return np.arange(256, dtype=np.float64)
 
 
-@attack("gaussian_blur", modality="image", tags={"family": "filter"}, strengths=[0.5, 1, 2, 4])
+@attack("gaussian_blur", modality="image", tags={"family": "filter"}, strengths=[0.5, 1, 2, 4], unit="sigma in pixels")
 def gaussian_blur(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian blur with this sigma in pixels.
 
@@ -48,7 +48,8 @@ def gaussian_blur(image: np.ndarray, strength: float, rng: np.random.Generator) 
     )
 
 
-@attack("gaussian_noise", modality="image", tags={"family": "noise"}, strengths=[2, 5, 10, 20])
+@attack("gaussian_noise", modality="image", tags={"family": "noise"}, strengths=[2, 5, 10, 20],
+        unit="sigma in 8-bit levels")
 def gaussian_noise(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Additive Gaussian noise with this standard deviation in 8-bit levels.
 
@@ -59,7 +60,8 @@ def gaussian_noise(image: np.ndarray, strength: float, rng: np.random.Generator)
     return as_rgb_uint8(image.astype(np.float32) + noise)
 
 
-@attack("brightness", modality="image", tags={"family": "photometric"}, strengths=[1.1, 1.25, 1.5, 2.0])
+@attack("brightness", modality="image", tags={"family": "photometric"}, strengths=[1.1, 1.25, 1.5, 2.0],
+        unit="factor")
 def brightness(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Brighten by multiplying every value by this factor (clipped at white).
 
@@ -70,7 +72,8 @@ def brightness(image: np.ndarray, strength: float, rng: np.random.Generator) -> 
     return _apply_lut(image, _levels() * float(strength))
 
 
-@attack("contrast", modality="image", tags={"family": "photometric"}, strengths=[0.9, 0.75, 0.5, 0.3])
+@attack("contrast", modality="image", tags={"family": "photometric"}, strengths=[0.9, 0.75, 0.5, 0.3],
+        unit="factor")
 def contrast(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Scale contrast by this factor around the mean grey level (below 1 flattens).
 
@@ -81,7 +84,7 @@ def contrast(image: np.ndarray, strength: float, rng: np.random.Generator) -> np
     return _apply_lut(image, mean + float(strength) * (_levels() - mean))
 
 
-@attack("gamma", modality="image", tags={"family": "photometric"}, strengths=[0.9, 0.75, 0.5, 0.3])
+@attack("gamma", modality="image", tags={"family": "photometric"}, strengths=[0.9, 0.75, 0.5, 0.3], unit="gamma")
 def gamma(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Gamma curve ``out = 255 * (in / 255) ** gamma``; below 1 lifts the shadows.
 
@@ -92,7 +95,7 @@ def gamma(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.nd
     return _apply_lut(image, 255.0 * (_levels() / 255.0) ** float(strength))
 
 
-@attack("median_filter", modality="image", tags={"family": "filter"}, strengths=[3, 5, 7, 9])
+@attack("median_filter", modality="image", tags={"family": "filter"}, strengths=[3, 5, 7, 9], unit="kernel in pixels")
 def median_filter(image: np.ndarray, strength: int, rng: np.random.Generator) -> np.ndarray:
     """Median filter with this (odd) square kernel size, per channel.
 
@@ -121,7 +124,7 @@ def _place(length: int, size: int, position: float) -> int:
 
 
 @attack("occlusion", modality="image", tags={"family": "occlusion"}, strengths=[0.05, 0.1, 0.25, 0.5],
-        kept=lambda image, strength: 1.0 - float(strength))
+        kept=lambda image, strength: 1.0 - float(strength), unit="fraction of area covered")
 def occlusion(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Cover this fraction of the area with one flat-coloured rectangle at a random place.
 
@@ -150,7 +153,7 @@ def _logo_mask(size: int) -> np.ndarray:
     return ((radius >= 0.7) & (radius <= 1.0)) | (radius <= 0.4)
 
 
-@attack("overlay", modality="image", tags={"family": "overlay"}, strengths=[0.1, 0.25, 0.4, 0.6])
+@attack("overlay", modality="image", tags={"family": "overlay"}, strengths=[0.1, 0.25, 0.4, 0.6], unit="opacity")
 def overlay(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Blend a semi-transparent logo over the image at this opacity.
 

@@ -76,7 +76,7 @@ def _typo(word: str, u: np.ndarray) -> str:
     return word[:i] + (new.upper() if ch.isupper() else new) + word[i + 1:]
 
 
-@attack("typo", modality="text", tags={"family": "character"}, strengths=FRACTIONS)
+@attack("typo", modality="text", tags={"family": "character"}, strengths=FRACTIONS, unit="fraction of words")
 def typo(text: str, strength: float, rng: np.random.Generator) -> str:
     """Give this fraction of the words one typo: swap, drop, double or mistype a letter.
 
@@ -104,7 +104,7 @@ def _homoglyph(word: str, u: np.ndarray) -> str:
     return word[:i] + pick(HOMOGLYPHS[word[i]], u[2]) + word[i + 1:]
 
 
-@attack("homoglyph", modality="text", tags={"family": "character"}, strengths=FRACTIONS)
+@attack("homoglyph", modality="text", tags={"family": "character"}, strengths=FRACTIONS, unit="fraction of words")
 def homoglyph(text: str, strength: float, rng: np.random.Generator) -> str:
     """Replace one Latin letter by a Cyrillic or Greek look-alike in this fraction of the words.
 
@@ -129,7 +129,7 @@ def _zero_width(word: str, u: np.ndarray) -> str:
     return word[:i] + pick(ZERO_WIDTH, u[2]) + word[i:]
 
 
-@attack("zero_width", modality="text", tags={"family": "character"}, strengths=FRACTIONS)
+@attack("zero_width", modality="text", tags={"family": "character"}, strengths=FRACTIONS, unit="fraction of words")
 def zero_width(text: str, strength: float, rng: np.random.Generator) -> str:
     """Insert one zero-width character (U+200B, U+200C, U+200D or U+2060) inside this fraction of the words.
 
@@ -144,7 +144,8 @@ def _case_options(word: str) -> list[str]:
     return [w for w in dict.fromkeys((word.upper(), word.lower(), title)) if w != word]
 
 
-@attack("case_change", modality="text", tags={"family": "character"}, strengths=FRACTIONS)
+@attack("case_change", modality="text", tags={"family": "character"}, strengths=FRACTIONS,
+        unit="fraction of words")
 def case_change(text: str, strength: float, rng: np.random.Generator) -> str:
     """Upper-, lower- or title-case this fraction of the words (always a different casing).
 

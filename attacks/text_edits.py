@@ -51,7 +51,8 @@ def _without(tokens: list[Token], drop: set[int]) -> list[Token]:
     return out
 
 
-@attack("word_delete", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS)
+@attack("word_delete", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS,
+        unit="fraction of words")
 def word_delete(text: str, strength: float, rng: np.random.Generator) -> str:
     """Delete this fraction of the words, chosen at random.
 
@@ -73,7 +74,8 @@ FUNCTION_WORDS = (
 ).split()
 
 
-@attack("word_insert", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS)
+@attack("word_insert", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS,
+        unit="words inserted per word")
 def word_insert(text: str, strength: float, rng: np.random.Generator) -> str:
     """Insert this many words per word of text (fraction), after random words.
 
@@ -105,7 +107,8 @@ def word_insert(text: str, strength: float, rng: np.random.Generator) -> str:
     return detokenize(out)
 
 
-@attack("word_swap", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS)
+@attack("word_swap", modality="text", tags={"family": "word edit"}, strengths=FRACTIONS,
+        unit="fraction of words moved")
 def word_swap(text: str, strength: float, rng: np.random.Generator) -> str:
     """Swap adjacent word pairs, so that about this fraction of the words move.
 

@@ -27,7 +27,7 @@ def _spans(tokens: list[Token], size: int) -> list[tuple[int, int]]:
 
 @attack("lm_regenerate", modality="text", strengths=SPAN_FRACTIONS,
         tags={"family": "regeneration", "replayable": False},
-        parameters={"lm": "ngram", "span": 12})
+        parameters={"lm": "ngram", "span": 12}, unit="fraction of spans")
 def lm_regenerate(text: str, strength: float, rng: np.random.Generator, lm: str = "ngram", span: int = 12) -> str:
     """Rewrite this fraction of the text's spans (``span`` tokens each) with an unmarked LM.
 
@@ -58,7 +58,8 @@ def lm_regenerate(text: str, strength: float, rng: np.random.Generator, lm: str 
     return out + tail
 
 
-@attack("emoji", modality="text", tags={"family": "generation-time"}, strengths=(0.5, 1.0), filler=EMOJI)
+@attack("emoji", modality="text", tags={"family": "generation-time"}, strengths=(0.5, 1.0), filler=EMOJI,
+        unit="fraction of tokens")
 def emoji(text: str, strength: float, rng: np.random.Generator) -> str:
     """Generation-time: the model writes an emoji after this fraction of tokens; delete them.
 

@@ -72,7 +72,7 @@ class LLMError(RuntimeError):
     """The endpoint could not give a paraphrase: the cell fails with this message."""
 
 
-@attack("llm_paraphrase", modality="text", strengths=(0.0, 0.7, 1.0),
+@attack("llm_paraphrase", modality="text", strengths=(0.0, 0.7, 1.0), unit="temperature",
         tags={"family": "paraphrase", "replayable": False}, parameters={
     "url": None, "model": None, "prompt": DEFAULT_PROMPT, "api_key": None,
     "timeout": 60.0, "retries": 3, "max_tokens": 0,

@@ -61,8 +61,10 @@ def sentences(text: str) -> list[str]:
     return _BREAK.split(text)
 
 
-@attack("fewshot_paraphrase", modality="text", tags={"family": "paraphrase", "replayable": False}, strengths=(0.5, 1.0),
-        parameters={"lm": "gemma3-270m", "temperature": 0.7, "prompt": FEW_SHOT_PROMPT})
+@attack("fewshot_paraphrase", modality="text", tags={"family": "paraphrase", "replayable": False},
+        strengths=(0.5, 1.0),
+        parameters={"lm": "gemma3-270m", "temperature": 0.7, "prompt": FEW_SHOT_PROMPT},
+        unit="fraction of sentences")
 def fewshot_paraphrase(text: str, strength: float, rng: np.random.Generator, lm: str = "gemma3-270m",
                        temperature: float = 0.7, prompt: str = FEW_SHOT_PROMPT) -> str:
     """Rewrite this fraction of the sentences with a local base LM prompted by examples."""

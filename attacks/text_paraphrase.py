@@ -33,6 +33,7 @@ class Synonym(Attack):
 
     name = "synonym"
     tags = {"family": "paraphrase"}
+    unit = "fraction of substitutable words"
     modality = "text"
     strengths = (0.1, 0.25, 0.5, 0.75, 1.0)
 

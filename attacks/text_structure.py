@@ -45,7 +45,8 @@ def _sentences(tokens: list[Token]) -> list[tuple[int, int]]:
     return spans
 
 
-@attack("sentence_shuffle", modality="text", tags={"family": "reorder"}, strengths=(0.25, 0.5, 1.0))
+@attack("sentence_shuffle", modality="text", tags={"family": "reorder"}, strengths=(0.25, 0.5, 1.0),
+        unit="fraction of sentences moved")
 def sentence_shuffle(text: str, strength: float, rng: np.random.Generator) -> str:
     """Move this fraction of the sentences to random places (1.0: every sentence moves).
 
@@ -78,7 +79,8 @@ def sentence_shuffle(text: str, strength: float, rng: np.random.Generator) -> st
     return detokenize(out + end)
 
 
-@attack("truncate", modality="text", tags={"family": "truncate", "prefix": True}, strengths=(200, 100, 50, 25))
+@attack("truncate", modality="text", tags={"family": "truncate", "prefix": True}, strengths=(200, 100, 50, 25),
+        unit="words kept")
 def truncate(text: str, strength: int, rng: np.random.Generator) -> str:
     """Keep only the first N words (and the punctuation right after the last one).
 
@@ -142,7 +144,8 @@ def _render(sentences: list[tuple[int, list[Token]]]) -> str:
     return "".join(parts)
 
 
-@attack("dilute", modality="text", tags={"family": "dilution"}, strengths=(0.75, 0.5, 0.25, 0.1))
+@attack("dilute", modality="text", tags={"family": "dilution"}, strengths=(0.75, 0.5, 0.25, 0.1),
+        unit="share of the words that are the text")
 def dilute(text: str, strength: float, rng: np.random.Generator) -> str:
     """Copy-paste dilution: embed the text, untouched, in human prose so it is this fraction of the words.
 

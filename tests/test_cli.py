@@ -46,7 +46,7 @@ def test_list_attacks(cli: Cli) -> None:
     lines = {line.split()[0]: line for line in out.splitlines()}
     for name in ("jpeg", "webp", "rotate", "gaussian_blur", "crop_center_resize", "flip"):
         assert name in lines
-    assert "[90, 70, 50, 30]" in lines["jpeg"]  # strengths are shown, weak -> strong
+    assert "[90, 70, 50, 30] JPEG quality" in lines["jpeg"]  # strengths are shown, weak -> strong, with their unit
 
 
 def test_list_modalities(cli: Cli) -> None:

@@ -103,6 +103,7 @@ def test_the_manifest_holds_the_resolved_plan(project: Path) -> None:
     attacks = {a["label"]: a for a in manifest["attacks"]}
     assert attacks["posterize_m"]["strengths"] == [5, 3] and attacks["posterize_m"]["tags"]["family"] == "quantise"
     assert attacks["truncate"]["tags"]["prefix"] is True
+    assert attacks["jpeg"]["unit"] == "JPEG quality" and attacks["posterize_m"]["unit"] == ""
     assert attacks["posterize_m"]["sources"] == [str((project / "plugins" / "posterize.py").resolve())]
     samples = {s["id"]: s for s in manifest["samples"]}
     assert samples["coffee.png"]["role"] == "item" and samples["prompts:1"]["role"] == "prompt"
@@ -144,6 +145,7 @@ def test_report_rebuilds_after_suite_plugins_and_samples_are_gone(project: Path,
     export_before = run_cli(["export", moved], cwd=tmp_path).stdout
     html_before = (tmp_path / "before.html").read_text("utf-8")
     assert "posterize_m" in html_before and "Gallery" in html_before
+    assert "strength: JPEG quality (weak → strong)" in html_before  # the unit the attack declares
 
     elsewhere = tmp_path / "elsewhere"
     shutil.move(str(project), str(elsewhere))  # suite file, plugin folder and samples: gone from where they were

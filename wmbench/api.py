@@ -100,6 +100,7 @@ def attack(
     filler: str | None = None,
     tags: dict[str, Any] | None = None,
     kept: Callable[[Any, Any], float] | None = None,
+    unit: str = "",
 ) -> Callable[[AttackFn], AttackFn]:
     """Register ``fn(item, strength, rng)`` as an attack; the function is returned unchanged.
 
@@ -122,7 +123,8 @@ def attack(
     geometric steps (same draws), so a mirror flip costs what the mark cost, not what the
     misalignment does. ``kept(item, strength)`` declares the fraction of the item's
     content the attack keeps (a crop keeps strength²); undeclared, it keeps everything.
-    The spec is attached to the function as ``fn.wmbench_attack``.
+    ``unit`` says what a strength counts ("JPEG quality", "degrees"); charts label
+    their axis with it. The spec is attached to the function as ``fn.wmbench_attack``.
     """
 
     _validate(name, modality, strengths)
@@ -132,7 +134,7 @@ def attack(
     def register(fn: AttackFn) -> AttackFn:
         doc = description if description is not None else (fn.__doc__ or "").strip().split("\n")[0]
         spec = AttackSpec(name=name, modality=modality, strengths=tuple(strengths), apply=fn, description=doc,
-                          parameters=declared, filler=filler, tags=checked_tags, kept=kept)
+                          parameters=declared, filler=filler, tags=checked_tags, kept=kept, unit=unit)
         fn.wmbench_attack = registry.register_attack(spec)  # type: ignore[attr-defined]
         return fn
 
@@ -175,6 +177,7 @@ class Attack:
     filler: ClassVar[str | None] = None  # see :func:`attack`
     tags: ClassVar[dict[str, Any]] = {}  # see :func:`attack`
     kept: ClassVar[Callable[[Any, Any], float] | None] = None  # see :func:`attack` (a staticmethod)
+    unit: ClassVar[str] = ""  # see :func:`attack`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -194,6 +197,7 @@ class Attack:
                 filler=cls.filler,
                 tags=_validate_tags(cls.name, cls.tags),
                 kept=cls.kept,
+                unit=cls.unit,
             )
         )
 

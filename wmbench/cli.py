@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", type=Path, metavar="OTHER_RUN_DIR",
                         help="show another run side by side (TPR per shared setting, both verdicts)")
 
-    verdict = sub.add_parser("verdict", help="every modality on one scale: TPR at 1 %% FPR and the quality cost to erase")
+    verdict = sub.add_parser("verdict",
+                             help="every modality on one scale: TPR at 1 %% FPR and the quality cost to erase")
     verdict.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     verdict.add_argument("--format", choices=("text", "json"), default="text")
     verdict.add_argument("--target-fpr", type=float, action="append", metavar="FPR",
@@ -254,8 +255,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         width = max((len(s.modality) for s in registry.attacks().values()), default=6)
         for name, spec in registry.attacks().items():
             strengths = ", ".join(map(str, spec.strengths))
+            unit = f" {spec.unit}" if spec.unit else ""
             family = f"{spec.tags['family']}: " if spec.tags.get("family") else ""
-            print(f"{name:<20} {spec.modality:<{width}} [{strengths}]  {family}{spec.description}  ({spec.source})")
+            print(f"{name:<20} {spec.modality:<{width}} [{strengths}]{unit}  {family}{spec.description}  "
+                  f"({spec.source})")
     else:
         for modality in registry.modalities().values():
             for kind in modality.sample_kinds:

@@ -61,7 +61,9 @@ def _method_entry(method: MethodConfig) -> dict[str, Any]:
 def _attack_entry(attack: AttackConfig) -> dict[str, Any]:
     specs = [registry.get_attack(step.attack) for step in attack.steps]
     first = specs[0]
+    swept = next((spec for spec, step in zip(specs, attack.steps) if step.strength is None), first)
     return {"label": attack.label, "modality": attack.modality, "strengths": list(attack.strengths),
+            "unit": swept.unit,
             "steps": [{"attack": s.attack, "strength": s.strength, "params": _pairs(s.params)} for s in attack.steps],
             "tags": {**first.tags, "generation_time": first.generation_time},
             "parameters": {step.attack: dict(_pairs(step.params)) for step in attack.steps if step.params},

@@ -121,6 +121,7 @@ class AttackSpec:
     # (item, strength) -> the fraction of the item's content the attack keeps (a crop keeps
     # strength², a rotation what stays on the canvas); None: it keeps everything
     kept: Callable[[Any, Any], float] | None = field(default=None, hash=False, compare=False)
+    unit: str = ""  # what a strength counts ("JPEG quality", "degrees"): the charts' axis
 
     @property
     def generation_time(self) -> bool:

@@ -62,6 +62,7 @@ class Frame:
 @dataclass(frozen=True)
 class Chart(Frame):
     title: str = field(kw_only=True)
+    x_title: str = field(kw_only=True)  # "strength: JPEG quality (weak → strong)"
     series: tuple[Series, ...] = field(kw_only=True)
     alpha_y: float = field(kw_only=True)
     alpha_label: str = field(kw_only=True)
@@ -73,7 +74,8 @@ _MAX_TICK_CHARS = 8
 _DODGE = 2.5  # px between the two FPR series of a generation mark
 
 
-def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: NegativePools | None = None) -> Chart:
+def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: NegativePools | None = None,
+                     unit: str = "") -> Chart:
     """TPR and measured FPR against strength for one attack, weak to strong left to right.
 
     Strengths are placed evenly by their index, not their value: strengths of
@@ -99,7 +101,9 @@ def robustness_chart(attack: str, rows: Sequence[Row], alpha: float, pools: Nega
                         rows, with_band=False, digits=3),
                 _series(f"FPR {pools.unpaired}", "fpr-alt", [x + _DODGE for x in xs], [r.fpr_unpaired for r in rows],
                         y, rows, with_band=False, digits=3))
-    return Chart(_W, _H, left, top, right, bottom, x_ticks, y_ticks, title=attack, series=(tpr, *fprs),
+    x_title = f"strength: {unit} (weak → strong)" if unit else "strength (weak → strong)"
+    return Chart(_W, _H, left, top, right, bottom, x_ticks, y_ticks, title=attack, x_title=x_title,
+                 series=(tpr, *fprs),
                  alpha_y=y(alpha), alpha_label=f"α = {alpha:g}")
 
 

@@ -176,7 +176,8 @@ def method_views(run: StoredRun, rows: Sequence[Row], summaries: Sequence[Method
         for r in mine:
             if r.attack != NONE_ATTACK:
                 attacks.setdefault(r.attack, []).append(r)
-        charts = tuple(robustness_chart(a, rs, alpha, info.pools if split else None) for a, rs in attacks.items())
+        charts = tuple(robustness_chart(a, rs, alpha, info.pools if split else None, run.attack_unit(a))
+                       for a, rs in attacks.items())
         columns = _present_names(_ROW_COLUMNS, mine) | ({"split"} if split else set())
         metric_columns = _present(row_columns(info, info.pools, split), [r.metric for r in mine])
         views.append(MethodView(summary, mine, charts, columns, tuple(metric_columns), anchor=f"method-{i}",

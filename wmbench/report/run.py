@@ -45,8 +45,12 @@ class StoredRun:
         from wmbench import registry
 
         installed = registry.attacks()
-        return [{"label": name, "tags": installed[name].tags} for name in dict.fromkeys(r.attack for r in self.records)
-                if name in installed]
+        return [{"label": name, "tags": installed[name].tags, "unit": installed[name].unit}
+                for name in dict.fromkeys(r.attack for r in self.records) if name in installed]
+
+    def attack_unit(self, label: str) -> str:
+        """What the attack's strengths count, as it declared ("" when it did not)."""
+        return next((str(a.get("unit") or "") for a in self.attacks if a.get("label") == label), "")
 
     def attack_tags(self, label: str) -> dict[str, Any]:
         return next((a.get("tags", {}) for a in self.attacks if a.get("label") == label), {})
