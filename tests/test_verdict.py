@@ -124,6 +124,8 @@ def test_cli_verdict_text_and_json_over_two_runs(tmp_path: Path, cli) -> None:
     assert data["conventions"]["acceptable"]["text"]["metric"] == "similarity"
     assert data["conventions"]["acceptable"]["text"]["acceptable"] == 0.8
     assert data["conventions"]["acceptable"]["image"]["acceptable"] == 30.0
+    worst = {(w["run"], w["method"]): w for w in data["worst_case"]}  # the worst case at each declared budget
+    assert {m for _, m in worst} == {"robust", "skew"} and all(w["resolvable"] is False for w in worst.values())
     code, _, err = cli("verdict", tmp_path / "nothing-here")
     assert_one_line_error(code, err, "nothing-here")
 

@@ -157,7 +157,14 @@ def _verdict_text(run_dirs: list[Path], fmt: str = "text", extra_fprs: list[floa
         if not 0 < fpr < 1:
             raise WmbenchError(f"--target-fpr: must lie strictly between 0 and 1, got {fpr}")
     verdict = build_verdict(runs, tuple(extra_fprs) if extra_fprs else EXTRA_FPRS)
-    return json.dumps(verdict_json(verdict), indent=2, default=str) if fmt == "json" else verdict_table(verdict)
+    if fmt != "json":
+        return verdict_table(verdict)
+    from wmbench.report.worst import worst_case_json
+
+    data = verdict_json(verdict)
+    # the worst case at each modality's declared budget (issue 14's metric, not yet in the readings)
+    data["worst_case"] = [{"run": run.label, **entry} for run in runs for entry in worst_case_json(run)]
+    return json.dumps(data, indent=2, default=str)
 
 
 def _cmd_verdict(args: argparse.Namespace) -> int:
