@@ -57,6 +57,8 @@ def cell_key(seed: int, sample: Sample, method: MethodConfig, attack: AttackConf
     # the virtualenv (where the built-in photos live) has moved.
     ident = [seed, sample.id, method.name, method.key, [list(p) for p in method.params],
              attack.label if attack else NONE_ATTACK, steps, strength, marked]
+    if method.negative_keys and not marked:  # a different cell (more scores), not the same one resumed
+        ident.append(["negative_keys", method.negative_keys])
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -28,6 +28,7 @@ from wmbench.types import (
     Filler,
     FillerPairEmbedding,
     Modality,
+    MultiKeyScoring,
     PairEmbedding,
     SkipCell,
     Watermarker,
@@ -250,6 +251,7 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
         attacked = apply_steps(job.attack.steps if job.attack else (), kind, unattacked_for_attack,
                                cell.strength, rng)
         detection = _detect(method, attacked, job.method.key)
+        other_keys = None if cell.marked else _other_keys(method, attacked, job.method.key, job.method.negative_keys)
     except SkipCell as exc:  # cannot run here (e.g. no endpoint configured): not a failure, not a result
         return _record(job, cell, skipped=str(exc).strip() or "skipped by the attack",
                        seconds=time.perf_counter() - t0)
@@ -268,7 +270,7 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
     try:
         reference, kept = align(steps, kind, reference, cell.strength, seed)
     except Exception as exc:  # the attack ran, its geometric replay did not: say so, measure nothing
-        return _record(job, cell, **_detection_fields(detection, ctx.alpha), seconds=seconds,
+        return _record(job, cell, **_detection_fields(detection, ctx.alpha), seconds=seconds, other_keys=other_keys,
                        extra={**detection.extra, "quality_missing": f"aligning the reference failed: "
                                                                      f"{_error_text(exc, ctx.debug)}"})
     options = {**ctx.settings.get(kind.name, {}), "attacked": job.attack is not None, "kept": kept}
@@ -282,6 +284,7 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
     notes = {k: v for k, v in measured.items() if isinstance(v, str)}
     metrics = {m.name: _number(measured.get(m.name)) for m in kind.metrics}
     return _record(job, cell, **_detection_fields(detection, ctx.alpha), metrics=metrics, seconds=seconds,
+                   other_keys=other_keys,
                    extra={**detection.extra, **notes} or None)
 
 
@@ -302,6 +305,26 @@ def _detect(method: Watermarker, item: Any, key: str) -> Detection:
         return method.detect(item, key)
     except DetectorRefused as exc:
         return Detection(score=0.0, p_value=1.0, extra={"refused": str(exc)})
+
+
+def negative_keys(key: str, count: int) -> list[str]:
+    """The other keys an unmarked cell is scored with: derived from the method's key, so a
+    rerun scores the same ones, and never equal to it."""
+    return [f"{key}#negative-{i}" for i in range(count)]
+
+
+def _other_keys(method: Watermarker, item: Any, key: str, count: int) -> list[float] | None:
+    """p-values of an unmarked item under ``count`` other keys: one decode where the method
+    can (MultiKeyScoring), else one detection per key. A refused read is p = 1, as for the key."""
+    if count <= 0:
+        return None
+    keys = negative_keys(key, count)
+    if isinstance(method, MultiKeyScoring):
+        try:
+            return [d.p_value for d in method.detect_keys(item, keys)]
+        except DetectorRefused:
+            return [1.0] * count
+    return [_detect(method, item, k).p_value for k in keys]
 
 
 def _detection_fields(detection: Detection, alpha: float) -> dict[str, Any]:

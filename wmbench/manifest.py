@@ -52,7 +52,7 @@ def _pairs(params: Sequence[tuple[str, Any]]) -> list[list[Any]]:
 def _method_entry(method: MethodConfig) -> dict[str, Any]:
     cls = registry.get_method(method.name)
     return {"label": method.label, "name": method.name, "key": method.key, "params": _pairs(method.params),
-            "row_label": method.row_label, "max_samples": method.max_samples,
+            "row_label": method.row_label, "max_samples": method.max_samples, "negative_keys": method.negative_keys,
             "attacks": None if method.attacks is None else list(method.attacks), "modality": cls.modality,
             "generates": cls.generates, "description": (cls.__doc__ or "").strip().split("\n")[0],
             "source": registry.method_source(method.name)}
@@ -151,6 +151,7 @@ def modality_infos(manifest: dict[str, Any] | None) -> dict[str, ModalityInfo]:
 
 def method_config(entry: dict[str, Any]) -> MethodConfig:
     return MethodConfig(name=entry["name"], key=entry["key"], max_samples=entry.get("max_samples"),
+                        negative_keys=int(entry.get("negative_keys") or 0),
                         attacks=None if entry.get("attacks") is None else tuple(entry["attacks"]),
                         params=_tuples(entry.get("params", ())), row_label=entry.get("row_label"))
 

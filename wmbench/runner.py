@@ -65,7 +65,8 @@ def run_suite(
         seconds_before = float(store.meta().get("seconds", 0.0)) if resume else 0.0
         samples = discover(suite)
         if not samples:
-            raise SuiteError(f"{suite.path}: samples: the suite names no sample; add e.g. images = [\"builtin:images\"]")
+            raise SuiteError(f"{suite.path}: samples: the suite names no sample; "
+                             f"add e.g. images = [\"builtin:images\"]")
         embed_jobs, attack_jobs = plan(suite, samples, run_dir)
         connection = driver_class.connect(scheduler, workers)  # after every check of the suite: a cluster takes seconds
         done = store.done_keys()

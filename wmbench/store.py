@@ -60,6 +60,8 @@ class Record:
     extra: dict[str, Any] | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     role: str = ""  # POSITIVE, TWIN or UNPAIRED; "" only while a job is being built
+    # an unmarked cell's p-values under the method's other keys (``negative_keys``), if any
+    other_keys: list[float] | None = None
 
     def __post_init__(self) -> None:
         if not self.role:
@@ -67,6 +69,13 @@ class Record:
 
     def metric(self, name: str) -> float | None:
         return self.metrics.get(name)
+
+    @property
+    def negative_p_values(self) -> list[float]:
+        """This negative's p-values under every key it was scored with (its own first)."""
+        if self.marked or self.p_value is None:
+            return []
+        return [self.p_value, *(self.other_keys or ())]
 
 
 _COLUMNS = [f.name for f in fields(Record)]
@@ -192,6 +201,7 @@ def _to_row(r: Record) -> tuple:
     d["strength"] = json.dumps(d["strength"])
     d["extra"] = json.dumps(d["extra"]) if d["extra"] else None
     d["metrics"] = json.dumps({k: json_safe(v) for k, v in d["metrics"].items()}) if d["metrics"] else None
+    d["other_keys"] = json.dumps(d["other_keys"]) if d["other_keys"] is not None else None
     for b in ("marked", "detected"):
         d[b] = None if d[b] is None else int(d[b])
     return tuple(d[c] for c in _COLUMNS)
@@ -202,6 +212,7 @@ def _from_row(row: tuple) -> Record:
     d["strength"] = json.loads(d["strength"])
     d["extra"] = json.loads(d["extra"]) if d["extra"] else None
     d["metrics"] = {k: _from_json_number(v) for k, v in json.loads(d["metrics"]).items()} if d["metrics"] else {}
+    d["other_keys"] = json.loads(d["other_keys"]) if d["other_keys"] else None
     d["marked"] = bool(d["marked"])
     d["detected"] = None if d["detected"] is None else bool(d["detected"])
     return Record(**d)

@@ -18,6 +18,7 @@ from wmbench.errors import SuiteError
 from wmbench.types import SampleKind
 
 BUILTIN_SUITE = "default"
+MAX_NEGATIVE_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class MethodConfig:
     attacks: tuple[str, ...] | None = None  # None: every attack of the suite; else these labels
     params: tuple[tuple[str, Any], ...] = ()  # the method's own settings (gamma, delta, ...)
     row_label: str | None = None  # how results name it when one method appears twice
+    # every unmarked cell is also scored under this many other keys, so that a low
+    # false-positive rate is measurable (cheap where the method decodes once: MultiKeyScoring)
+    negative_keys: int = 0
 
     @property
     def label(self) -> str:
@@ -223,7 +227,7 @@ def _parse_method(table: Any, where: str, settings: dict[str, dict[str, Any]],
         cls = registry.get_method(name)
     except registry.RegistryError as exc:
         raise SuiteError(f"{where}.name: {exc}") from None
-    _check_keys(table, {"name", "label", "key", "max_samples", "attacks", *cls.parameters}, where)
+    _check_keys(table, {"name", "label", "key", "max_samples", "attacks", "negative_keys", *cls.parameters}, where)
     params = []
     modality = registry.get_modality(cls.modality)
     own = settings.get(cls.modality, {})
@@ -243,6 +247,9 @@ def _parse_method(table: Any, where: str, settings: dict[str, dict[str, Any]],
         _expect(max_samples, int, f"{where}.max_samples", "a positive integer")
         if max_samples < 1:
             raise SuiteError(f"{where}.max_samples: must be at least 1, got {max_samples}")
+    negative_keys = _expect(table.get("negative_keys", 0), int, f"{where}.negative_keys", "an integer from 0 to 10000")
+    if not 0 <= negative_keys <= MAX_NEGATIVE_KEYS:
+        raise SuiteError(f"{where}.negative_keys: must lie between 0 and {MAX_NEGATIVE_KEYS}, got {negative_keys}")
     only = table.get("attacks")
     if only is not None:
         _expect(only, list, f"{where}.attacks", "a list of attack names from this suite")
@@ -253,7 +260,7 @@ def _parse_method(table: Any, where: str, settings: dict[str, dict[str, Any]],
     if label is not None and not _expect(label, str, f"{where}.label", "a string naming this row").strip():
         raise SuiteError(f"{where}.label: must not be empty")
     return MethodConfig(name=name, key=key, max_samples=max_samples, attacks=only, params=tuple(params),
-                        row_label=label)
+                        row_label=label, negative_keys=negative_keys)
 
 
 def _parse_attack(table: Any, where: str) -> AttackConfig:

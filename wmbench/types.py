@@ -311,6 +311,15 @@ class FillerPairEmbedding(Protocol):
 
 
 @runtime_checkable
+class MultiKeyScoring(Protocol):
+    """A detector that scores one item under many keys for little more than one (decode
+    once, compare with each key's payload): negatives scored under many keys make a low
+    false-positive rate measurable."""
+
+    def detect_keys(self, item: Any, keys: Sequence[str]) -> list[Detection]: ...
+
+
+@runtime_checkable
 class Explainable(Protocol):
     """A mark that can say, per token, what its detector counted (the report's text viewer):
     ``explain_tokens(text, key)`` gives pieces with ``text``, ``form``, ``green`` (None: not

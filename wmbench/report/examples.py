@@ -137,7 +137,8 @@ class MethodExample:
         out = []
         for entry in self.run.manifest.get("attacks", []):
             tags = entry.get("tags", {})
-            if entry.get("modality") != self.modality or tags.get("generation_time") or not tags.get("replayable", True):
+            replayable = tags.get("replayable", True) and not tags.get("generation_time")
+            if entry.get("modality") != self.modality or not replayable:
                 continue
             if self.method.attacks is not None and entry["label"] not in self.method.attacks:
                 continue

@@ -10,7 +10,8 @@ PSNR (dB) and SSIM for images, semantic similarity for text.
 Units differ between modalities, so the comparison between them rests on what each
 modality declares: its damage metric (PSNR for images, semantic similarity for text)
 and that metric's *acceptable* level (30 dB, 0.8), both stored in the run manifest.
-An erasure *at acceptable quality* leaves the attacked item at or above that level. The share of attack families that erase a mark at acceptable quality is
+An erasure *at acceptable quality* leaves the attacked item at or above that level. The
+share of attack families that erase a mark at acceptable quality is
 comparable across modalities; the sentences of the verdict are generated from those
 numbers, never written in advance.
 """
@@ -186,7 +187,7 @@ def method_verdicts(run: StoredRun, label: str = "",
         mine = [r for r in records if (r.modality, r.method) == key]
         clean_cells = [r for r in mine if r.attack == NONE_ATTACK]
         pos = [r.p_value for r in clean_cells if r.marked]
-        neg = [r.p_value for r in clean_cells if not r.marked]
+        neg = [p for r in clean_cells for p in r.negative_p_values]  # under every key scored
         method_rows = [r for r in rows if (r.modality, r.method) == key]
         clean_row = next((r for r in method_rows if r.attack == NONE_ATTACK), None)
         families: dict[str, list[Row]] = {}
@@ -361,7 +362,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
             "empirical_threshold": m.clean.empirical_threshold, "threshold_resolvable": m.clean.resolvable,
             "theory_disagrees": m.clean.disagree,
             "operating_points": [{
-                "target_fpr": op.target_fpr, "tpr_theory": rate_json(op.theory), "fpr_measured": rate_json(op.theory_fpr),
+                "target_fpr": op.target_fpr, "tpr_theory": rate_json(op.theory),
+                "fpr_measured": rate_json(op.theory_fpr),
                 "tpr_empirical": rate_json(op.empirical), "empirical_threshold": op.empirical_threshold,
                 "resolvable": op.resolvable, "disagree": op.disagree} for op in (m.clean, *m.operating_points)],
             "auc": None if m.roc is None else {"value": m.roc.auc, "low": m.roc.auc_low, "high": m.roc.auc_high},

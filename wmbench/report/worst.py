@@ -41,7 +41,7 @@ def settings_of(run: StoredRun, modality: str, method: str) -> list[Setting]:
             continue
         out.append(Setting(attack=attack, strength=cells[0].strength,
                            positives=[r.p_value for r in marked], positive_samples=[r.sample for r in marked],
-                           negatives=[r.p_value for r in cells if not r.marked], quality=_quality(info, marked)))
+                           negatives=[p for r in cells for p in r.negative_p_values], quality=_quality(info, marked)))
     return out
 
 

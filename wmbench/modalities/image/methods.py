@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -68,12 +68,22 @@ class _ImwatermarkMethod(Watermarker):
         return np.ascontiguousarray(marked_bgr[:, :, ::-1])
 
     def detect(self, item: np.ndarray, key: str) -> Detection:
+        bits, extra = self.decode(item)
+        return bits_detection(bits, key, extra)
+
+    def detect_keys(self, item: np.ndarray, keys: Sequence[str]) -> list[Detection]:
+        """One decode, then the bits compared with every key's payload (MultiKeyScoring)."""
+        bits, _ = self.decode(item)
+        return [bits_detection(bits, key) for key in keys]
+
+    def decode(self, item: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The payload bits the library reads from ``item`` (and any soft scores)."""
         from imwatermark import WatermarkDecoder
 
         _check_size(item, DetectorRefused)
         decoder = WatermarkDecoder("bits", PAYLOAD_BITS)
         bits = decoder.decode(np.ascontiguousarray(item[:, :, ::-1]), self.library_method)
-        return bits_detection(np.asarray(bits, dtype=np.uint8), key)
+        return np.asarray(bits, dtype=np.uint8), {}
 
 
 @watermarker
@@ -129,7 +139,7 @@ class RivaGan(_ImwatermarkMethod):
                 os.path.join(model_dir, "rivagan_decoder.onnx"), options, providers=providers
             )
 
-    def detect(self, item: np.ndarray, key: str) -> Detection:
+    def decode(self, item: np.ndarray) -> tuple[np.ndarray, dict]:
         from imwatermark.rivaGan import RivaWatermark
 
         _check_size(item, DetectorRefused)
@@ -137,4 +147,4 @@ class RivaGan(_ImwatermarkMethod):
         frame = np.transpose(bgr[None], (3, 0, 1, 2))[None]  # 1 x C x T x H x W as the library feeds it
         soft = RivaWatermark.decoder.run(None, {"frame": np.ascontiguousarray(frame)})[0][0]
         bits = (soft > self.threshold).astype(np.uint8)
-        return bits_detection(bits, key, extra={"soft": [round(float(s), 4) for s in soft]})
+        return bits, {"soft": [round(float(s), 4) for s in soft]}
