@@ -241,7 +241,8 @@ def _filler_attack(job: Job) -> bool:
 
 def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: Modality,
               original: Any, unattacked: Any, generated: dict[int, tuple] | None = None) -> Record:
-    rng = np.random.default_rng(attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index))
+    seed = attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index)
+    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     try:
         if _filler_attack(job):
@@ -266,7 +267,6 @@ def _run_cell(job: Job, cell: Cell, ctx: RunContext, method: Watermarker, kind: 
     generation_time = _filler_attack(job)
     reference = attacked if generation_time else _reference(method, original, unattacked)
     steps = job.attack.steps if job.attack else ()
-    seed = attack_seed(ctx.seed, job.sample.id, job.attack_label, cell.strength_index)
     try:
         reference, kept = align(steps, kind, reference, cell.strength, seed)
     except Exception as exc:  # the attack ran, its geometric replay did not: say so, measure nothing

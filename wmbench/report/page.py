@@ -106,10 +106,6 @@ class MethodView:
     example: Any = None  # the modality's report view of one sample (gallery, text viewer); has .html()
 
     @property
-    def has_bits(self) -> bool:
-        return "bits" in self.columns
-
-    @property
     def split(self) -> bool:
         """FPR is shown per pool of negatives: unmarked twins and unpaired samples."""
         return "split" in self.columns
